@@ -1,0 +1,22 @@
+"""Curated scaling-law tasks and users' own tasks: specs, rows and splits."""
+
+from tasks.errors import SLDError, TaskError
+from tasks.rows import Rows, largest_scale_mask, random_mask
+from tasks.spec import Feature, HumanLaw, Target, TaskSpec
+from tasks.task import Task, TrainingTask, curated_names, load_task, load_task_file
+
+
+def resolve_task(name: str | None = None, task_file: str | None = None) -> Task:
+    """The task a command names: a curated name or a ``--task-file``."""
+    if task_file:
+        return load_task_file(task_file)
+    if not name:
+        raise TaskError("name a task (see `sld tasks`) or pass --task-file FILE")
+    return load_task(name)
+
+
+__all__ = [
+    "Feature", "HumanLaw", "Rows", "SLDError", "Target", "Task", "TaskError", "TaskSpec",
+    "TrainingTask", "curated_names", "largest_scale_mask", "load_task", "load_task_file",
+    "random_mask", "resolve_task",
+]

@@ -1,0 +1,106 @@
+"""Rows of a runs table as arrays, and how to split them.
+
+``Rows`` is the value every fitter and metric works on: a feature matrix, a
+target matrix and a group label per run.  The split helpers live here because
+both the curated test split of a user task and discovery's validation split
+are "the largest-scale runs of each group".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """A set of runs: ``X`` (n × features), ``y`` (n × targets), ``groups`` (n,)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not (len(self.X) == len(self.y) == len(self.groups)):
+            raise ValueError("X, y and groups must have the same number of rows")
+        for array in (self.X, self.y, self.groups):
+            array.setflags(write=False)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """Group labels in order of first appearance."""
+        seen = dict.fromkeys(self.groups.tolist())
+        return tuple(seen)
+
+    def select(self, mask: np.ndarray) -> "Rows":
+        return Rows(self.X[mask].copy(), self.y[mask].copy(), self.groups[mask].copy())
+
+    def by_group(self) -> dict[str, "Rows"]:
+        return {g: self.select(self.groups == g) for g in self.group_names}
+
+
+def scale_rank(X: np.ndarray, scale_columns: list[int]) -> np.ndarray:
+    """Rank-based scale of each row: mean percentile rank over the scale features.
+
+    Ranks (not raw products) so that features of any sign or unit combine, and
+    so that "largest scale" means large in every scale feature at once.
+    """
+    if not scale_columns:
+        raise ValueError("no scale feature declared")
+    n = len(X)
+    ranks = np.zeros(n)
+    for column in scale_columns:
+        values = X[:, column]
+        # average rank for ties, so tied runs stay on the same side of a cut
+        order = np.argsort(values, kind="stable")
+        raw = np.empty(n)
+        raw[order] = np.arange(n)
+        for value in np.unique(values):
+            tied = values == value
+            raw[tied] = raw[tied].mean()
+        ranks += raw
+    return ranks / len(scale_columns)
+
+
+def largest_scale_mask(
+    rows: Rows, scale_columns: list[int], fraction: float, min_keep: int = 1
+) -> np.ndarray:
+    """Mask of each group's largest-scale rows: about ``fraction`` of them.
+
+    Whole ties are kept together; at least one row is taken per group and at
+    least ``min_keep`` rows are left outside the mask.
+    """
+    mask = np.zeros(len(rows), dtype=bool)
+    for group in rows.group_names:
+        index = np.flatnonzero(rows.groups == group)
+        if len(index) <= min_keep:
+            continue
+        score = scale_rank(rows.X[index], scale_columns)
+        levels = np.unique(score)[::-1]
+        want = max(1, int(round(fraction * len(index))))
+        chosen = np.zeros(len(index), dtype=bool)
+        for level in levels:
+            candidate = chosen | (score == level)
+            if candidate.sum() > len(index) - min_keep:
+                break
+            chosen = candidate
+            if chosen.sum() >= want:
+                break
+        mask[index[chosen]] = True
+    return mask
+
+
+def random_mask(rows: Rows, fraction: float, seed: int, min_keep: int = 1) -> np.ndarray:
+    """Mask of a seeded random ``fraction`` of each group's rows (for tasks with no scale)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(rows), dtype=bool)
+    for group in rows.group_names:
+        index = np.flatnonzero(rows.groups == group)
+        take = min(max(1, int(round(fraction * len(index)))), len(index) - min_keep)
+        if take > 0:
+            mask[rng.choice(index, size=take, replace=False)] = True
+    return mask

@@ -1,0 +1,177 @@
+"""Loading a task (spec + CSV) into train and test rows.
+
+``Task`` holds both splits and is only handed to code that reports test
+metrics.  ``TrainingTask`` is what discovery receives: it has no test rows at
+all, so selection cannot look at them, by construction.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pydantic
+
+from tasks.errors import TaskError
+from tasks.rows import Rows, largest_scale_mask
+from tasks.spec import TaskSpec
+
+CURATED_DIR = resources.files("tasks") / "curated"
+_SINGLE_GROUP = "all"
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingTask:
+    """The part of a task that discovery may see: its spec and training rows."""
+
+    spec: TaskSpec
+    train: Rows
+    data_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A task with both splits.  Only reports read ``test``."""
+
+    spec: TaskSpec
+    train: Rows
+    test: Rows
+    data_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def training_view(self) -> TrainingTask:
+        """The task without its test rows, for discovery."""
+        return TrainingTask(spec=self.spec, train=self.train, data_path=self.data_path)
+
+
+def curated_names() -> list[str]:
+    """Names of the curated tasks shipped with the package, sorted."""
+    return sorted(p.name for p in CURATED_DIR.iterdir() if (p / "task.toml").is_file())
+
+
+def load_task(name: str) -> Task:
+    """Load a curated task by name."""
+    if name not in curated_names():
+        raise TaskError(
+            f"unknown task {name!r}; run `sld tasks` to list the curated tasks, "
+            "or pass --task-file FILE for your own data"
+        )
+    return load_task_file(Path(str(CURATED_DIR / name / "task.toml")))
+
+
+def load_task_file(path: str | Path) -> Task:
+    """Load a task from a TOML spec file; its ``csv`` is relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskError(f"task file {str(path)!r} not found; check the path")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise TaskError(f"task file {path}: not valid TOML ({err}); fix the syntax") from None
+    raw.setdefault("kind", "user")
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise TaskError(
+            f"task file {path}: {where}: {first['msg']}; see README 'Your own data'"
+        ) from None
+    csv_path = (path.parent / spec.csv).resolve()
+    return _build_task(spec, csv_path)
+
+
+def _build_task(spec: TaskSpec, csv_path: Path) -> Task:
+    header, records = _read_csv(csv_path)
+    needed = [*spec.feature_columns, *spec.target_columns]
+    needed += [c for c in (spec.group_column, spec.split_column) if c]
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise TaskError(
+            f"{csv_path.name}: missing column(s) {', '.join(missing)}; "
+            f"the file has {', '.join(header)}"
+        )
+    column = {name: i for i, name in enumerate(header)}
+    if spec.split_column:
+        split = [r[column[spec.split_column]].strip() for r in records]
+        # Rows outside train/test (e.g. sft's 'not_in_sldbench') are left out.
+        keep = [i for i, s in enumerate(split) if s in ("train", "test")]
+        records = [records[i] for i in keep]
+        split = [split[i] for i in keep]
+    X = _numeric(csv_path, records, [column[c] for c in spec.feature_columns], spec.feature_columns)
+    y = _numeric(csv_path, records, [column[c] for c in spec.target_columns], spec.target_columns)
+    if spec.group_column:
+        groups = np.array([r[column[spec.group_column]] for r in records], dtype=object)
+    else:
+        groups = np.array([_SINGLE_GROUP] * len(records), dtype=object)
+    rows = Rows(X, y, groups)
+    if spec.split_column:
+        is_test = np.array([s == "test" for s in split], dtype=bool)
+    else:
+        scale = [spec.feature_columns.index(c) for c in spec.scale]
+        is_test = largest_scale_mask(rows, scale, spec.test_fraction, min_keep=2)
+    train, test = rows.select(~is_test), rows.select(is_test)
+    if len(train) == 0 or len(test) == 0:
+        raise TaskError(
+            f"{csv_path.name}: the split leaves {len(train)} training and {len(test)} test rows; "
+            "both must be non-empty"
+        )
+    return Task(spec=spec, train=train, test=test, data_path=csv_path)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    if not path.is_file():
+        raise TaskError(f"data file {str(path)!r} not found; fix 'csv' in the task file")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise TaskError(f"{path.name}: the file is empty; it needs a header row") from None
+        records = [row for row in reader if row]
+    if not records:
+        raise TaskError(f"{path.name}: no data rows below the header")
+    for number, row in enumerate(records, start=2):
+        if len(row) != len(header):
+            raise TaskError(
+                f"{path.name} line {number}: {len(row)} fields where the header has {len(header)}"
+            )
+    return header, records
+
+
+def _numeric(path: Path, records: list[list[str]], indices: list[int], names: tuple[str, ...]) -> np.ndarray:
+    out = np.empty((len(records), len(indices)))
+    for j, (index, name) in enumerate(zip(indices, names)):
+        for i, record in enumerate(records):
+            text = record[index].strip()
+            if not text:
+                raise TaskError(
+                    f"{path.name}: column {name!r} is empty in data row {i + 1}; "
+                    "remove or fill rows with missing values before fitting"
+                )
+            try:
+                value = float(text)
+            except ValueError:
+                raise TaskError(
+                    f"{path.name}: column {name!r} has non-numeric value {text!r} "
+                    f"(data row {i + 1}); clean or drop that row"
+                ) from None
+            if not math.isfinite(value):
+                raise TaskError(
+                    f"{path.name}: column {name!r} has {text or 'an empty value'} in data row {i + 1}; "
+                    "remove or fill rows with NaN/inf before fitting"
+                )
+            out[i, j] = value
+    return out
