@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import sympy
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluators.canonical import canonical_key
 from tasks import SLDError, TaskSpec
 
 
@@ -69,6 +70,16 @@ FUNCTION_NAMES = tuple(sorted(_FUNCTIONS))
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
 _MAX_NAME_LENGTH = 40
 _MAX_CONSTANT = 1e300
+_MIN_CONSTANT = 1e-300
+# Exact rationals with more bits than this become floats, and exact exponents
+# beyond _MAX_EXACT_EXPONENT are applied as floats: SymPy does exact arithmetic
+# on them (e.g. (3*N)**999999 computes 3**999999), which a hostile formula could
+# make run without bound.
+_MAX_EXACT_BITS = 64
+_MAX_EXACT_EXPONENT = 100
+_MAX_COEFFICIENT_BITS = 1024
+# Atoms a law may not contain: its predictions must be finite real numbers.
+_NON_REAL_ATOMS = (sympy.I, sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 
 # Friendly names for the node types people (and models) most often try.
 _NODE_NAMES = {
@@ -156,9 +167,14 @@ def parse_law(text: str, spec: TaskSpec, limits: FormulaLimits | None = None) ->
     complexity = 0
     for index, expr in enumerate(outputs, start=1):
         complexity += _count_nodes(expr, limits.max_expression_nodes - complexity)
+        where = f"expression {index}" if len(outputs) > 1 else "the formula"
+        if expr.has(*_NON_REAL_ATOMS):
+            raise FormulaError(
+                f"{where} contains an imaginary or infinite value (such as sqrt of a negative "
+                "number, log(0) or log(x, 1)); rewrite it so that it stays real and finite"
+            )
         free = expr.free_symbols
         if not free & feature_set:
-            where = f"expression {index}" if len(outputs) > 1 else "the formula"
             raise FormulaError(
                 f"{where} uses none of the task's features ({', '.join(spec.symbols)})"
             )
@@ -171,8 +187,6 @@ def parse_law(text: str, spec: TaskSpec, limits: FormulaLimits | None = None) ->
             "(every name that is not a feature or a function is a parameter)"
         )
     ordered = tuple(sorted(params, key=lambda p: p.name))
-    from evaluators.canonical import canonical_key
-
     return Law(
         text=text,
         outputs=tuple(outputs),
@@ -285,6 +299,9 @@ class _Builder:
 
     # -- expressions ------------------------------------------------------
     def expr(self, node: ast.AST, assigned: set[str]) -> sympy.Expr:
+        return _bounded(self._node(node, assigned), node)
+
+    def _node(self, node: ast.AST, assigned: set[str]) -> sympy.Expr:
         if isinstance(node, ast.Constant):
             return self._constant(node)
         if isinstance(node, ast.Name):
@@ -334,6 +351,8 @@ class _Builder:
         if op is ast.Pow:
             if left.is_Number and right.is_Number:
                 return self._numeric_power(node, left, right)
+            if right.is_Rational and max(abs(right.p), right.q) > _MAX_EXACT_EXPONENT:
+                right = sympy.Float(right)
             return sympy.Pow(left, right)
         if op is ast.Div:
             if right.is_zero:
@@ -375,7 +394,17 @@ class _Builder:
             expected = " or ".join(str(a) for a in arities)
             raise FormulaError(f"{name}() takes {expected} argument(s), got {count}{_where(node)}")
         args = [self.expr(arg, assigned) for arg in node.args]
-        return builder(*args)
+        try:
+            value = builder(*args)
+        except (TypeError, ValueError):  # e.g. min() of values that cannot be ordered
+            raise FormulaError(f"{name}() cannot take these arguments{_where(node)}") from None
+        if all(arg.is_Number for arg in args) and not value.is_Number:
+            # Fold constants such as exp(1) or log(2) to floats, so every constant
+            # is a plain number whose size the next step can check.
+            value = value.evalf()
+            if not value.is_Number:
+                raise FormulaError(f"{name}() of these constants is not a real number{_where(node)}")
+        return value
 
     # -- names ------------------------------------------------------------
     @staticmethod
@@ -403,6 +432,30 @@ class _Builder:
                 f"{name!r}{_where(node)} looks like a misspelled feature; did you mean "
                 f"{close[0]!r} (symbol {symbol!r})?"
             )
+
+
+def _bounded(value: sympy.Expr, node: ast.AST) -> sympy.Expr:
+    """``value`` if its constants are finite, real and of sane size; else ``FormulaError``.
+
+    Checked after every node, so constants never grow far enough to make SymPy
+    compute without bound (exp(exp(exp(10.0))), repeated squaring of a fraction...).
+    """
+    if value.is_Number:
+        if not (value.is_extended_real and value.is_finite):
+            raise FormulaError(f"constant is not a finite real number{_where(node)}")
+        if value.is_Rational and max(abs(value.p), value.q).bit_length() > _MAX_EXACT_BITS:
+            value = sympy.Float(value)
+        magnitude = abs(value)
+        if magnitude > _MAX_CONSTANT or (magnitude != 0 and magnitude < _MIN_CONSTANT):
+            raise FormulaError(
+                f"constant out of range{_where(node)}; numbers must lie within 1e-300 .. 1e300"
+            )
+        return value
+    if value.is_Mul:
+        coefficient = value.args[0]
+        if coefficient.is_Rational and max(abs(coefficient.p), coefficient.q).bit_length() > _MAX_COEFFICIENT_BITS:
+            raise FormulaError(f"constant factor too large{_where(node)}; simplify the formula")
+    return value
 
 
 def _describe(node: ast.AST) -> str:

@@ -55,6 +55,8 @@ class HumanLaw(_Frozen):
     formula: str
     citation: str
     note: str = ""
+    # How the authors fit it: a law published for log-loss is fitted on log residuals.
+    space: Literal["linear", "log"] = "linear"
 
 
 class TaskSpec(_Frozen):

@@ -1,0 +1,68 @@
+"""Compile SymPy expressions into vectorised NumPy functions.
+
+Symbols are renamed to ``_x0, _x1, ...`` (features) and ``_p0, _p1, ...``
+(parameters) before ``lambdify``, so no user-chosen name can collide with
+anything in the generated code's namespace.  ``Min``/``Max`` are printed as
+elementwise ``numpy.minimum``/``numpy.maximum`` so that mixing scalars and
+arrays works.  Common subexpressions are shared between an expression and its
+derivatives.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+
+class _ElementwisePrinter(NumPyPrinter):
+    def _print_Min(self, expr: sympy.Min) -> str:
+        args = [self._print(a) for a in expr.args]
+        return functools.reduce(lambda a, b: f"numpy.minimum({a}, {b})", args)
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        args = [self._print(a) for a in expr.args]
+        return functools.reduce(lambda a, b: f"numpy.maximum({a}, {b})", args)
+
+
+def compile_expressions(
+    expressions: Sequence[sympy.Expr],
+    features: Sequence[sympy.Symbol],
+    params: Sequence[sympy.Symbol],
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Return ``f(X, theta) -> array (len(expressions), n)`` evaluating every expression.
+
+    ``X`` is the n × len(features) matrix, ``theta`` the parameter vector.
+    Floating-point warnings are silenced: callers check results for finiteness.
+    """
+    xs = [sympy.Symbol(f"_x{i}", real=True) for i in range(len(features))]
+    ps = [sympy.Symbol(f"_p{i}", real=True) for i in range(len(params))]
+    rename = dict(zip(features, xs)) | dict(zip(params, ps))
+    renamed = [e.xreplace(rename) for e in expressions]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        function = sympy.lambdify(
+            [*xs, *ps], renamed, modules="numpy", printer=_ElementwisePrinter, cse=True
+        )
+
+    def evaluate(X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        n = X.shape[0]
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                values = function(*X.T, *theta)
+            except (ZeroDivisionError, OverflowError, ValueError, TypeError, FloatingPointError):
+                return np.full((len(renamed), n), np.nan)
+        out = np.empty((len(renamed), n))
+        for i, value in enumerate(values):
+            value = np.asarray(value)
+            if np.iscomplexobj(value):
+                value = np.where(np.abs(value.imag) > 0, np.nan, value.real)
+            out[i] = np.broadcast_to(value.astype(float, copy=False), (n,))
+        return out
+
+    return evaluate

@@ -1,0 +1,76 @@
+"""Fit a law on a task's training rows and score it.
+
+Two entry points, deliberately separate:
+
+* ``evaluate_on_test`` takes a full ``Task`` and reports test metrics.  Only
+  reports (``sld eval``, ``sld baselines``, the end of a campaign) call it.
+* ``evaluate_on_validation`` takes a ``TrainingTask`` (no test rows exist in
+  it) and scores the law on the largest-scale training rows after fitting on
+  the rest.  Discovery's selection uses only this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluators.fitting import FitOptions, LawFitter
+from evaluators.formula import Law
+from evaluators.metrics import Metrics, score
+from evaluators.validation import ValidationSplit
+from tasks import Rows, Task, TrainingTask
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A law fitted on one set of rows and scored on another."""
+
+    law: Law
+    params: dict[str, dict[str, float]]
+    fit: Metrics  # on the rows it was fitted on
+    held_out: Metrics  # on the held-out rows (test or validation)
+    failed: bool
+    reason: str
+    seconds: float
+    diagnostics: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "formula": self.law.text,
+            "params": self.params,
+            "fit": self.fit.to_dict(with_groups=False),
+            "held_out": self.held_out.to_dict(),
+            "failed": self.failed,
+            "reason": self.reason,
+            "seconds": self.seconds,
+        }
+
+
+def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None) -> Evaluation:
+    """Fit ``law`` per group on ``fit_rows``; score on both row sets."""
+    fitter = LawFitter(law, options).fit(fit_rows)
+    fit_metrics = score(fit_rows.y, fitter.predict(fit_rows), fit_rows.groups)
+    held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups)
+    reason = fitter.failure_reason_ or (held_metrics.reason if held_metrics.failed else "")
+    diagnostics = {
+        "starts": int(sum(f.n_starts for f in fitter.group_fits_.values())),
+        "evaluations": int(sum(f.n_evaluations for f in fitter.group_fits_.values())),
+        "cost": float(sum(f.cost for f in fitter.group_fits_.values())),
+    }
+    return Evaluation(
+        law=law, params=fitter.params_, fit=fit_metrics, held_out=held_metrics,
+        failed=fitter.failed_ or held_metrics.failed, reason=reason,
+        seconds=fitter.seconds_, diagnostics=diagnostics,
+    )
+
+
+def evaluate_on_test(law: Law, task: Task, options: FitOptions | None = None) -> Evaluation:
+    """Fit on all training rows, score on the test rows (for reports only)."""
+    return fit_and_score(law, task.train, task.test, options)
+
+
+def evaluate_on_validation(
+    law: Law, task: TrainingTask, split: ValidationSplit, options: FitOptions | None = None
+) -> Evaluation:
+    """Fit on the training rows outside the validation set, score on the validation set."""
+    fit_rows, validation_rows = split.apply(task)
+    return fit_and_score(law, fit_rows, validation_rows, options)

@@ -1,0 +1,90 @@
+"""Extrapolation metrics, exactly as SLDBench computes them.
+
+The rows of all groups are pooled.  Per output dimension, NMSE = MSE divided
+by the (population) variance of the true targets and NMAE = MAE divided by
+their mean absolute deviation; both are averaged over outputs, and
+R² = 1 − NMSE.  A law whose predictions are not all finite has failed: its
+R² is undefined and counts as −1 once clipped to [−1, 1] for averages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FAILED_R2 = -1.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Scores of predictions against true targets on one set of rows."""
+
+    r2: float
+    nmse: float
+    nmae: float
+    mse: float
+    mae: float
+    n: int
+    failed: bool = False
+    reason: str = ""
+    per_group: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def clipped_r2(self) -> float:
+        """R² clipped to [−1, 1], with a failure counted as −1 (SLDBench's averaging rule)."""
+        if self.failed or not math.isfinite(self.r2):
+            return FAILED_R2
+        return float(min(1.0, max(FAILED_R2, self.r2)))
+
+    def to_dict(self, with_groups: bool = True) -> dict:
+        out = {
+            "r2": self.r2, "r2_clipped": self.clipped_r2, "nmse": self.nmse, "nmae": self.nmae,
+            "mse": self.mse, "mae": self.mae, "n": self.n, "failed": self.failed,
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        if with_groups and self.per_group:
+            out["per_group"] = self.per_group
+        return out
+
+    @classmethod
+    def failure(cls, n: int, reason: str) -> "Metrics":
+        nan = float("nan")
+        return cls(r2=nan, nmse=nan, nmae=nan, mse=nan, mae=nan, n=n, failed=True, reason=reason)
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = None) -> Metrics:
+    """SLDBench metrics of ``y_pred`` against ``y_true`` (both n × outputs, or n)."""
+    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+    y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
+    n = len(y_true)
+    if y_pred.shape != y_true.shape:
+        return Metrics.failure(n, f"predictions have shape {y_pred.shape}, targets {y_true.shape}")
+    if n == 0:
+        return Metrics.failure(0, "no rows to score")
+    if not np.all(np.isfinite(y_pred)):
+        bad = int(np.sum(~np.all(np.isfinite(y_pred), axis=1)))
+        return Metrics.failure(n, f"the law predicts NaN or inf on {bad} of {n} rows")
+    error = y_pred - y_true
+    mse = np.mean(error**2, axis=0)
+    mae = np.mean(np.abs(error), axis=0)
+    variance = np.var(y_true, axis=0)
+    mad = np.mean(np.abs(y_true - y_true.mean(axis=0)), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nmse = float(np.mean(mse / variance))
+        nmae = float(np.mean(mae / mad))
+    per_group = {}
+    if groups is not None:
+        for group in dict.fromkeys(np.asarray(groups).tolist()):
+            rows = np.asarray(groups) == group
+            per_group[str(group)] = {
+                "n": int(rows.sum()),
+                "mse": float(np.mean(error[rows] ** 2)),
+                "mae": float(np.mean(np.abs(error[rows]))),
+            }
+    return Metrics(
+        r2=1.0 - nmse, nmse=nmse, nmae=nmae, mse=float(np.mean(mse)), mae=float(np.mean(mae)),
+        n=n, per_group=per_group,
+    )
