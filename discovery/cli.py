@@ -1,0 +1,61 @@
+"""The ``sld`` command line: one subcommand module per job, errors as one line.
+
+Each module in ``discovery.commands`` exposes ``register(subparsers)``, which
+adds its subcommand and sets ``handler`` to a function taking the parsed
+arguments and returning an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tasks import SLDError
+
+# Order here is the order `sld --help` lists them.
+COMMAND_MODULES = (
+    "discovery.commands.tasks_cmd",
+    "discovery.commands.eval_cmd",
+    "discovery.commands.baselines_cmd",
+    "discovery.commands.discover_cmd",
+    "discovery.commands.archive_cmd",
+    "discovery.commands.bench_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sld",
+        description="Scaling-law discovery: fit, score, discover and export scaling laws.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # a command not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except SLDError as err:
+        print(f"sld: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sld: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
