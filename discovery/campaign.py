@@ -1,0 +1,282 @@
+"""The discovery loop: propose, deduplicate, evaluate in parallel, archive, select.
+
+A ``Campaign`` works on a ``TrainingTask``, which has no test rows, so nothing
+in the loop can select on them.  Each round, every island picks parents by
+tournament, the proposers write children, children already seen (same
+canonical key) are skipped for free, the rest are fitted and scored on the
+validation rows in worker processes, and every result is committed to the
+archive at once, so a campaign killed at any moment resumes with every
+finished evaluation intact and none evaluated twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import sympy
+
+from archive import Archive, Entry, NewEntry
+from discovery.population import Member, Population
+from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
+from discovery.settings import CampaignSettings
+from discovery.workers import CandidateResult, EvaluationPool
+from evaluators.formula import FormulaError, Law, parse_law
+from evaluators.validation import ValidationSplit
+from tasks import TrainingTask
+
+_MAX_IDLE_ROUNDS = 25  # rounds in a row with nothing new to evaluate: the search is exhausted
+_RECENT_FAILURES = 8
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop reports after each evaluation (for progress bars)."""
+
+    evaluated: int
+    budget: int
+    best_score: float
+    best_validation_r2: float
+    best_formula: str
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    """How a campaign ended and its best law by validation score."""
+
+    campaign_id: int
+    best: Member | None
+    evaluated: int
+    rejected: int
+    seconds: float
+    stop_reason: str
+
+
+def selection_score(validation: dict, complexity: int, penalty: float) -> float | None:
+    """Validation NMSE with a mild relative penalty per expression node (lower is better)."""
+    nmse = validation.get("nmse")
+    if validation.get("failed") or nmse is None or not math.isfinite(nmse):
+        return None
+    return float(nmse) * (1.0 + penalty * complexity)
+
+
+class Campaign:
+    """One discovery campaign on one task, persisted in ``archive``."""
+
+    def __init__(
+        self,
+        task: TrainingTask,
+        settings: CampaignSettings,
+        archive: Archive,
+        proposers: Sequence[tuple[Proposer, float]],
+        *,
+        campaign_id: int | None = None,
+        starting_laws: Sequence[str] = (),
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if not hasattr(task, "train") or hasattr(task, "test"):
+            raise TypeError("a campaign takes a TrainingTask (no test rows), from Task.training_view()")
+        self.task = task
+        self.settings = settings
+        self.archive = archive
+        self.proposers = [(p, w) for p, w in proposers if w > 0]
+        self.starting_laws = tuple(starting_laws)
+        self.on_progress = on_progress
+        self.split = ValidationSplit(fraction=settings.validation_fraction, seed=settings.seed)
+        self.population = Population(settings.islands, settings.island_size)
+        self.seen: set[str] = set()
+        self.failures: list[Failure] = []
+        self.evaluated = 0
+        self.rejected = 0
+        self.generation = 0
+        if campaign_id is None:
+            campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed)
+        else:
+            self._restore(archive.entries(campaign_id))
+        self.campaign_id = campaign_id
+
+    # -- resuming ------------------------------------------------------------
+    def _restore(self, entries: list[Entry]) -> None:
+        """Rebuild the population from the archive, in the order it was built."""
+        ordered = sorted(entries, key=lambda e: (e.generation, e.diagnostics.get("slot", 0), e.id))
+        for entry in ordered:
+            self.generation = max(self.generation, entry.generation)
+            if entry.status == "rejected":
+                self.rejected += 1
+                self.failures.append(Failure(entry.formula, entry.reason))
+                continue
+            self.seen.add(entry.key)
+            self.evaluated += 1
+            if entry.status == "ok" and entry.score is not None:
+                try:
+                    law = parse_law(entry.formula, self.task.spec)
+                except FormulaError:
+                    continue
+                self.population.add(self._member(entry.id, law, entry.score, entry.validation,
+                                                 entry.params, entry.island, entry.proposer, entry.rationale))
+            elif entry.status == "failed":
+                self.failures.append(Failure(entry.formula, entry.reason))
+        self.failures = self.failures[-_RECENT_FAILURES:]
+
+    # -- the loop --------------------------------------------------------------
+    def run(self) -> CampaignResult:
+        start = time.monotonic()
+        deadline = start + 60 * self.settings.minutes if self.settings.minutes else math.inf
+        self.archive.set_status(self.campaign_id, "running")
+        stop_reason = "budget"
+        try:
+            with EvaluationPool(self.task, self.split, self.settings.fit,
+                                self.settings.workers, self.settings.candidate_timeout_s) as pool:
+                self._evaluate(pool, self._initial_proposals(), generation=0, deadline=deadline)
+                idle = 0
+                while True:
+                    if self.evaluated >= self.settings.budget:
+                        break
+                    if time.monotonic() >= deadline:
+                        stop_reason = "time"
+                        break
+                    self.generation += 1
+                    new = self._evaluate(pool, self._children(), self.generation, deadline)
+                    idle = 0 if new else idle + 1
+                    if idle >= _MAX_IDLE_ROUNDS:
+                        stop_reason = "exhausted"
+                        break
+                    if self.generation % self.settings.migration_every == 0:
+                        self.population.migrate()
+        except KeyboardInterrupt:
+            self.archive.set_status(self.campaign_id, "interrupted")
+            raise
+        self.archive.set_status(self.campaign_id, "finished")
+        best = self.population.best(1)
+        return CampaignResult(self.campaign_id, best[0] if best else None, self.evaluated,
+                              self.rejected, time.monotonic() - start, stop_reason)
+
+    def _initial_proposals(self) -> list[tuple[Proposal, int]]:
+        proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]
+        for proposer, _ in self.proposers:
+            initial = getattr(proposer, "initial_population", None)
+            if initial is not None:
+                proposals += initial(self.settings.initial_population)
+        return [(p, i % self.settings.islands) for i, p in enumerate(proposals)]
+
+    def _children(self) -> list[tuple[Proposal, int]]:
+        rng = np.random.default_rng([self.settings.seed, self.generation])
+        elites = tuple(self.population.best(5))
+        proposals: list[tuple[Proposal, int]] = []
+        for island in range(self.settings.islands):
+            parents = self.population.select_parents(
+                island, self.settings.parents_per_proposal, self.settings.tournament, rng)
+            context = ProposalContext(
+                task=self.task,
+                parents=tuple(parents),
+                elites=elites,
+                diverse=tuple(self.population.diverse(3, rng, tuple(p.law.key for p in parents))),
+                failures=tuple(self.failures[-_RECENT_FAILURES:]),
+                generation=self.generation,
+                seed=int(rng.integers(2**31)),
+                extra={"island": island},
+            )
+            for proposal in self._propose(context, self.settings.children_per_island, rng):
+                proposals.append((proposal, island))
+        return proposals
+
+    def _propose(self, context: ProposalContext, n: int, rng: np.random.Generator) -> list[Proposal]:
+        """Split ``n`` children between the proposers by their shares."""
+        weights = np.array([w for _, w in self.proposers], dtype=float)
+        counts = rng.multinomial(n, weights / weights.sum())
+        out: list[Proposal] = []
+        for (proposer, _), count in zip(self.proposers, counts):
+            if count:
+                out += proposer.propose(context, int(count))
+                drained = getattr(proposer, "drain_failures", None)
+                if drained is not None:
+                    for failure in drained():
+                        rejected = Proposal(failure.formula, proposer.name, proposer.name)
+                        self._record_rejection(rejected, context.extra.get("island", 0), failure.reason)
+        return out
+
+    # -- evaluation ------------------------------------------------------------
+    def _evaluate(self, pool: EvaluationPool, proposals: list[tuple[Proposal, int]],
+                  generation: int, deadline: float) -> int:
+        """Parse, deduplicate and evaluate (proposal, island) pairs; returns how many were evaluated."""
+        batch: list[tuple[Proposal, int, Law]] = []
+        for proposal, island in proposals:
+            if self.evaluated + len(batch) >= self.settings.budget:
+                break
+            try:
+                law = parse_law(proposal.formula, self.task.spec)
+            except FormulaError as err:
+                self._record_rejection(proposal, island, str(err))
+                continue
+            if law.key in self.seen:
+                continue  # a duplicate costs nothing
+            self.seen.add(law.key)
+            batch.append((proposal, island, law))
+        if not batch or time.monotonic() >= deadline:
+            return 0
+        finished: dict[int, Member | None] = {}
+        for slot, result in pool.evaluate([law.text for _, _, law in batch]):
+            proposal, island, law = batch[slot]
+            finished[slot] = self._record_result(proposal, island, law, result, generation, slot)
+        for slot in sorted(finished):  # population order independent of worker timing
+            if finished[slot] is not None:
+                self.population.add(finished[slot])
+        return len(batch)
+
+    def _record_result(self, proposal: Proposal, island: int, law: Law, result: CandidateResult,
+                       generation: int, slot: int) -> Member | None:
+        score = selection_score(result.validation, law.complexity, self.settings.complexity_penalty) \
+            if result.status == "ok" else None
+        status = "ok" if score is not None else "failed"
+        reason = result.reason or ("" if score is not None else "validation score is not finite")
+        entry = NewEntry(
+            formula=law.text, key=law.key, srepr=";".join(sympy.srepr(o) for o in law.outputs),
+            complexity=law.complexity, n_params=law.n_params, proposer=proposal.proposer,
+            operator=proposal.operator, generation=generation, island=island,
+            parent_ids=proposal.parent_ids, rationale=proposal.rationale, status=status,
+            reason=reason, params=result.params, train=result.train, validation=result.validation,
+            score=score, diagnostics={**result.diagnostics, "slot": slot}, seconds=result.seconds,
+        )
+        law_id = self.archive.record(self.campaign_id, entry)
+        self.evaluated += 1
+        member = None
+        if score is not None:
+            member = self._member(law_id, law, score, result.validation, result.params, island,
+                                  proposal.proposer, proposal.rationale)
+        else:
+            self.failures = (self.failures + [Failure(law.text, reason)])[-_RECENT_FAILURES:]
+        self._report(member)
+        return member
+
+    def _record_rejection(self, proposal: Proposal, island: int, reason: str) -> None:
+        self.rejected += 1
+        self.failures = (self.failures + [Failure(proposal.formula, reason)])[-_RECENT_FAILURES:]
+        self.archive.record(self.campaign_id, NewEntry(
+            formula=proposal.formula[:4000], key=None, srepr=None, complexity=None, n_params=None,
+            proposer=proposal.proposer, operator=proposal.operator, generation=self.generation,
+            island=island, parent_ids=proposal.parent_ids, rationale=proposal.rationale,
+            status="rejected", reason=reason, params={}, train={}, validation={}, score=None,
+            diagnostics={}, seconds=0.0,
+        ))
+
+    def _member(self, law_id: int, law: Law, score: float, validation: dict, params: dict,
+                island: int, proposer: str, rationale: str) -> Member:
+        return Member(law_id=law_id, law=law, score=score, validation_nmse=float(validation["nmse"]),
+                      params=params, proposer=proposer, rationale=rationale,
+                      island=island % self.settings.islands, complexity=law.complexity)
+
+    def _report(self, latest: Member | None) -> None:
+        if self.on_progress is None:
+            return
+        best = self.population.best(1)
+        candidates = [m for m in (best[0] if best else None, latest) if m is not None]
+        top = min(candidates, key=lambda m: m.score) if candidates else None
+        self.on_progress(Progress(
+            evaluated=self.evaluated, budget=self.settings.budget,
+            best_score=top.score if top else math.inf,
+            best_validation_r2=1 - top.validation_nmse if top else -math.inf,
+            best_formula=top.law.text if top else "",
+        ))

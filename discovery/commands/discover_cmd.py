@@ -1,0 +1,160 @@
+"""``sld discover``: run (or resume) a discovery campaign and report its law."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from archive import DEFAULT_ARCHIVE, Archive
+from discovery.campaign import Campaign, CampaignResult, Progress
+from discovery.proposers import add_llm_arguments, build_proposers
+from discovery.report import best_human_law, score_on_test
+from discovery.settings import CampaignSettings
+from tasks import SLDError, Task, resolve_task
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "discover", help="run a discovery campaign on a task",
+        description="Evolve candidate laws on the training rows, select on the largest-scale "
+                    "training runs, then report the selected law's test metrics.")
+    parser.add_argument("task", nargs="?", help="curated task name (see `sld tasks`)")
+    parser.add_argument("--task-file", help="your own task's TOML file instead of a curated name")
+    parser.add_argument("--budget", type=int, help="candidates to evaluate (default 400)")
+    parser.add_argument("--minutes", type=float, help="wall-time budget in minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (0: in-process)")
+    parser.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE})")
+    parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
+    parser.add_argument("--seed-human-laws", action="store_true",
+                        help="also start from the task's published human laws")
+    parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_llm_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    task = resolve_task(args.task, args.task_file)
+    with Archive(args.archive) as archive:
+        campaign_id, settings = _campaign_settings(args, task, archive)
+        proposers = build_proposers(task, settings, args, archive, campaign_id)
+        try:
+            with _progress_bar(settings, quiet=args.quiet) as on_progress:
+                starting = [h.formula for h in task.spec.human_laws] if settings.seed_human_laws else []
+                campaign = Campaign(task.training_view(), settings, archive, proposers.weighted,
+                                    campaign_id=campaign_id, starting_laws=starting, on_progress=on_progress)
+                result = campaign.run()
+        finally:
+            proposers.close()
+        usage = archive.llm_usage(result.campaign_id)
+    document = _report(task, settings, result, usage)
+    if args.json:
+        print(json.dumps(document, indent=2, allow_nan=False, default=str))
+    else:
+        _print_report(document)
+    return 0
+
+
+def _campaign_settings(args, task: Task, archive: Archive) -> tuple[int | None, CampaignSettings]:
+    if args.resume:
+        previous = archive.latest_campaign(task.name)
+        if previous is None:
+            raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
+        settings = CampaignSettings.model_validate(previous.settings)
+        update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
+        return previous.id, settings.model_copy(update=update)
+    overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    if args.minutes is not None:
+        overrides["minutes"] = args.minutes
+    proposer = getattr(args, "proposer", None)
+    if proposer:
+        overrides["proposer"] = proposer
+    return None, CampaignSettings(**overrides)
+
+
+class _progress_bar:
+    """A rich progress bar on stderr showing the best validation R² so far."""
+
+    def __init__(self, settings: CampaignSettings, quiet: bool) -> None:
+        self.settings, self.quiet = settings, quiet
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.console import Console
+
+        self.bar = Bar(TextColumn("[bold]discover"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("{task.description}"),
+                       console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.handle = self.bar.add_task("", total=self.settings.budget)
+
+        def update(progress: Progress) -> None:
+            self.bar.update(self.handle, completed=progress.evaluated,
+                            description=f"best validation R² {progress.best_validation_r2:.4f}")
+        return update
+
+    def __exit__(self, *exc_info) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usage) -> dict:
+    document = {
+        "task": task.name, "campaign": result.campaign_id, "evaluated": result.evaluated,
+        "rejected": result.rejected, "seconds": round(result.seconds, 2), "stop": result.stop_reason,
+        "llm": {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd},
+    }
+    if result.best is None:
+        raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
+                       "check the data, or raise --budget")
+    final = score_on_test(result.best.formula, task, settings.fit)
+    human = best_human_law(task, settings.fit)
+    document.update({
+        "formula": result.best.formula,
+        "law_id": result.best.law_id,
+        "params": final.evaluation.params,
+        "validation": {"nmse": result.best.validation_nmse, "r2": 1 - result.best.validation_nmse,
+                       "score": result.best.score},
+        "test": _metrics(final.evaluation.held_out),
+        "human": ({"formula": human.formula, **_metrics(human.evaluation.held_out)} if human else None),
+    })
+    return document
+
+
+def _metrics(metrics) -> dict:
+    def clean(value):
+        return value if value == value and abs(value) != float("inf") else None
+    return {"r2": clean(metrics.r2), "r2_clipped": metrics.clipped_r2, "nmse": clean(metrics.nmse),
+            "nmae": clean(metrics.nmae), "failed": metrics.failed}
+
+
+def _print_report(document: dict) -> None:
+    out = sys.stdout
+    print(f"\ntask {document['task']}: evaluated {document['evaluated']} laws in "
+          f"{document['seconds']} s (campaign {document['campaign']}, stopped on {document['stop']})", file=out)
+    print(f"\nselected law (id {document['law_id']}, validation R² {document['validation']['r2']:.4f}):", file=out)
+    print("  " + document["formula"].replace("\n", "\n  "), file=out)
+    params = document["params"]
+    for group in list(params)[:6]:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in params[group].items())
+        print(f"  [{group}] {values}", file=out)
+    if len(params) > 6:
+        print(f"  ... and {len(params) - 6} more groups (see --json)", file=out)
+    test = document["test"]
+    line = f"\ntest:  R² {_fmt(test['r2'])}  NMSE {_fmt(test['nmse'])}  NMAE {_fmt(test['nmae'])}"
+    print(line, file=out)
+    human = document.get("human")
+    if human:
+        print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
+              f"   ({human['formula'].splitlines()[-1][:70]})", file=out)
+
+
+def _fmt(value) -> str:
+    return "failed" if value is None else f"{value:.4f}"

@@ -1,0 +1,34 @@
+"""Typed settings of a discovery campaign (stored with the campaign in the archive)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evaluators.fitting import FitOptions
+
+
+class CampaignSettings(BaseModel):
+    """Everything that shapes a campaign; a resumed campaign reuses these exactly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = 0
+    budget: int = Field(default=400, ge=1, description="candidates evaluated (duplicates are free)")
+    minutes: float | None = Field(default=None, gt=0, description="wall-time budget")
+    workers: int = Field(default=2, ge=0, description="worker processes; 0 evaluates in-process")
+    candidate_timeout_s: float = Field(default=30.0, gt=0)
+    islands: int = Field(default=4, ge=1)
+    children_per_island: int = Field(default=4, ge=1, description="proposals per island per round")
+    island_size: int = Field(default=24, ge=2, description="members kept per island")
+    migration_every: int = Field(default=5, ge=1, description="rounds between migrations")
+    tournament: int = Field(default=3, ge=1)
+    parents_per_proposal: int = Field(default=2, ge=1)
+    initial_population: int = Field(default=40, ge=1)
+    validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    complexity_penalty: float = Field(default=0.004, ge=0, description="relative score penalty per node")
+    seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
+    proposer: Literal["offline", "llm", "mixed"] = "offline"
+    llm_share: float = Field(default=0.5, ge=0, le=1, description="share of LLM children when mixed")
+    fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)

@@ -1,0 +1,177 @@
+"""Evaluating candidates in worker processes, with a hard per-candidate timeout.
+
+A fit can hang or eat memory on a pathological law; the loop must not.  Each
+worker is a long-lived process that parses, fits and scores formulas sent to
+it over a pipe.  A worker that overruns its deadline is killed and replaced,
+and its candidate is reported as failed.  With ``workers=0`` candidates are
+evaluated in the calling process (handy in tests; no hard timeout).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from evaluators.evaluate import evaluate_on_validation
+from evaluators.fitting import FitOptions
+from evaluators.formula import FormulaError, parse_law
+from evaluators.validation import ValidationSplit
+from tasks import TrainingTask
+
+_MEMORY_LIMIT_BYTES = 4 << 30
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """What a worker reports for one formula (validation only; no test rows exist here)."""
+
+    status: str  # "ok" or "failed"
+    reason: str = ""
+    params: dict[str, dict[str, float]] = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def evaluate_formula(formula: str, task: TrainingTask, split: ValidationSplit, options: FitOptions) -> CandidateResult:
+    """Parse, fit on the fit rows and score on the validation rows."""
+    start = time.perf_counter()
+    try:
+        law = parse_law(formula, task.spec)
+        result = evaluate_on_validation(law, task, split, options)
+    except FormulaError as err:
+        return CandidateResult("failed", reason=str(err), seconds=time.perf_counter() - start)
+    except Exception as err:  # a fit must never take the campaign down
+        return CandidateResult("failed", reason=f"{type(err).__name__}: {err}"[:300],
+                               seconds=time.perf_counter() - start)
+    return CandidateResult(
+        status="failed" if result.failed else "ok",
+        reason=result.reason,
+        params=result.params,
+        train=result.fit.to_dict(with_groups=False),
+        validation=result.held_out.to_dict(),
+        diagnostics=result.diagnostics,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSplit, options: FitOptions) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT_BYTES, _MEMORY_LIMIT_BYTES))
+    except (ImportError, ValueError, OSError):
+        pass
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if job is None:
+            return
+        job_id, formula = job
+        try:
+            result = evaluate_formula(formula, task, split, options)
+        except MemoryError:
+            result = CandidateResult("failed", reason="ran out of memory while fitting")
+        connection.send((job_id, result))
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    job: tuple[int, str] | None = None
+    deadline: float = 0.0
+
+
+class EvaluationPool:
+    """Evaluates formulas in parallel worker processes; use as a context manager."""
+
+    def __init__(self, task: TrainingTask, split: ValidationSplit, options: FitOptions,
+                 workers: int, timeout_s: float) -> None:
+        self.task, self.split, self.options = task, split, options
+        self.n_workers, self.timeout_s = workers, timeout_s
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+
+    def __enter__(self) -> "EvaluationPool":
+        # One BLAS thread per worker: the workers are the parallelism.
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
+        self._workers = [self._start() for _ in range(self.n_workers)]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            try:
+                worker.connection.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+        self._workers = []
+
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child, self.task, self.split, self.options), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _restart(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join()
+        worker.connection.close()
+        fresh = self._start()
+        worker.process, worker.connection, worker.job = fresh.process, fresh.connection, None
+
+    def evaluate(self, formulas: list[str]) -> Iterator[tuple[int, CandidateResult]]:
+        """Yield ``(index, result)`` for each formula, in order of completion."""
+        if self.n_workers == 0:
+            for index, formula in enumerate(formulas):
+                yield index, evaluate_formula(formula, self.task, self.split, self.options)
+            return
+        queue = list(enumerate(formulas))[::-1]
+        busy: list[_Worker] = []
+        while queue or busy:
+            for worker in self._workers:
+                if worker.job is None and queue:
+                    worker.job = queue.pop()
+                    worker.deadline = time.monotonic() + self.timeout_s
+                    worker.connection.send(worker.job)
+                    busy.append(worker)
+            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.connection for w in busy], timeout=timeout)
+            for worker in list(busy):
+                if worker.connection in ready:
+                    index = worker.job[0]
+                    try:
+                        _, result = worker.connection.recv()
+                    except (EOFError, OSError):
+                        result = CandidateResult("failed", reason="worker process died while fitting")
+                        self._restart(worker)
+                    worker.job = None
+                    busy.remove(worker)
+                    yield index, result
+                elif time.monotonic() >= worker.deadline:
+                    index = worker.job[0]
+                    self._restart(worker)
+                    busy.remove(worker)
+                    yield index, CandidateResult(
+                        "failed", reason=f"evaluation exceeded the {self.timeout_s:g} s timeout",
+                        seconds=self.timeout_s,
+                    )
