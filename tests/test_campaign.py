@@ -1,0 +1,142 @@
+"""The discovery loop: the test split is unreachable, duplicates are free, runs are reproducible."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from archive import Archive
+from discovery.campaign import Campaign, selection_score
+from discovery.proposal import Proposal, ProposalContext
+from discovery.settings import CampaignSettings
+from tasks import Rows, Task, load_task
+
+
+class ScriptedProposer:
+    """A deterministic proposer for loop tests: fixed seeds, then one edit per parent."""
+
+    name = "offline"
+
+    def __init__(self) -> None:
+        self.contexts: list[ProposalContext] = []
+
+    def initial_population(self, n: int) -> list[Proposal]:
+        formulas = ["E + A*N**(-a)", "E + A*N**(-a) + B*P**(-b)", "A*N**a*P**b",
+                    "E + A*(N*P**b)**(-a)", "a*log(N) + b", "E + A*N**(-a)*P**(-b)", "nope(N)"]
+        return [Proposal(f, "offline", "library") for f in formulas[:n]]
+
+    def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
+        self.contexts.append(context)
+        edits = ["*(1 + k*log(P))", " + c*log(P)", "*P**(-g)", " + 0*N"]
+        out = []
+        for i, parent in enumerate(context.parents[:n]):
+            edit = edits[(context.generation + i) % len(edits)]
+            out.append(Proposal(f"({parent.formula}){edit}", "offline", "edit", (parent.law_id,)))
+        return out
+
+
+def _settings(**overrides) -> CampaignSettings:
+    base = dict(budget=16, workers=0, islands=2, children_per_island=2, initial_population=7)
+    return CampaignSettings(**{**base, **overrides})
+
+
+def _run(task, tmp_path, name="a.sqlite", **overrides):
+    with Archive(tmp_path / name) as archive:
+        campaign = Campaign(task.training_view(), _settings(**overrides), archive, [(ScriptedProposer(), 1.0)])
+        result = campaign.run()
+        entries = archive.entries(result.campaign_id)
+    return result, entries
+
+
+def test_campaign_refuses_a_task_with_test_rows(tmp_path):
+    task = load_task("parallel_scaling_law")
+    with Archive(tmp_path / "a.sqlite") as archive, pytest.raises(TypeError, match="TrainingTask"):
+        Campaign(task, _settings(), archive, [(ScriptedProposer(), 1.0)])
+    assert not hasattr(task.training_view(), "test")
+
+
+def test_test_rows_cannot_influence_a_campaign(tmp_path):
+    """Two tasks identical but for wildly different test rows give identical campaigns."""
+    task = load_task("parallel_scaling_law")
+    poisoned_test = Rows(task.test.X * 1e6, task.test.y * -1e9, task.test.groups)
+    poisoned = Task(spec=task.spec, train=task.train, test=poisoned_test, data_path=task.data_path)
+    result_a, entries_a = _run(task, tmp_path, "a.sqlite")
+    result_b, entries_b = _run(poisoned, tmp_path, "b.sqlite")
+    assert [(e.formula, e.status, e.score) for e in entries_a] == [(e.formula, e.status, e.score) for e in entries_b]
+    assert result_a.best.formula == result_b.best.formula
+
+
+def test_validation_rows_are_the_largest_scale_training_rows(tmp_path):
+    task = load_task("parallel_scaling_law")
+    result, entries = _run(task, tmp_path)
+    ok = [e for e in entries if e.status == "ok"]
+    assert ok, "some laws must fit"
+    # parallel: training has P in {1, 2, 4}; validation holds out the P = 4 runs (12 of 36)
+    assert all(e.validation["n"] == 12 for e in ok)
+    assert all(e.train["n"] == 24 for e in ok)
+
+
+def test_duplicates_cost_nothing_and_rejections_are_recorded(tmp_path):
+    task = load_task("parallel_scaling_law")
+    result, entries = _run(task, tmp_path)
+    keys = [e.key for e in entries if e.key is not None]
+    assert len(keys) == len(set(keys)), "no law evaluated twice"
+    rejected = [e for e in entries if e.status == "rejected"]
+    assert any("unknown function 'nope'" in e.reason for e in rejected)
+    assert result.evaluated == len(keys) <= 16
+
+
+def test_seeded_campaigns_are_reproducible_across_worker_counts(tmp_path):
+    task = load_task("parallel_scaling_law")
+    _, serial = _run(task, tmp_path, "serial.sqlite", budget=12)
+    _, parallel = _run(task, tmp_path, "parallel.sqlite", budget=12, workers=2)
+    # rows land in the archive in completion order; their content and search order must match
+    def content(entries):
+        return sorted((e.generation, e.diagnostics.get("slot", -1), e.formula, e.score) for e in entries)
+    assert content(serial) == content(parallel)
+
+
+def test_lineage_and_proposers_are_archived(tmp_path):
+    task = load_task("parallel_scaling_law")
+    _, entries = _run(task, tmp_path, budget=14)
+    children = [e for e in entries if e.operator == "edit" and e.status != "rejected"]
+    assert children and all(len(e.parent_ids) == 1 for e in children)
+    ids = {e.id for e in entries}
+    assert all(p in ids for e in children for p in e.parent_ids)
+
+
+def test_resume_continues_without_reevaluating(tmp_path):
+    task = load_task("parallel_scaling_law")
+    path = tmp_path / "resume.sqlite"
+    with Archive(path) as archive:
+        first = Campaign(task.training_view(), _settings(budget=8), archive, [(ScriptedProposer(), 1.0)]).run()
+        before = archive.entries(first.campaign_id)
+        resumed = Campaign(task.training_view(), _settings(budget=14), archive,
+                           [(ScriptedProposer(), 1.0)], campaign_id=first.campaign_id).run()
+        after = archive.entries(first.campaign_id)
+    assert resumed.evaluated > first.evaluated == 8
+    assert resumed.evaluated == 14 or resumed.stop_reason == "exhausted"
+    assert [e.id for e in after[: len(before)]] == [e.id for e in before]
+    keys = [e.key for e in after if e.key]
+    assert len(keys) == len(set(keys))
+
+
+def test_selection_score_penalises_complexity_and_failures():
+    assert selection_score({"nmse": 0.1}, 10, 0.01) == pytest.approx(0.11)
+    assert selection_score({"nmse": 0.1}, 0, 0.01) == pytest.approx(0.1)
+    assert selection_score({"nmse": float("nan")}, 5, 0.01) is None
+    assert selection_score({"failed": True, "nmse": 0.1}, 5, 0.01) is None
+
+
+def test_proposers_see_only_training_rows(tmp_path):
+    task = load_task("parallel_scaling_law")
+    proposer = ScriptedProposer()
+    with Archive(tmp_path / "a.sqlite") as archive:
+        Campaign(task.training_view(), _settings(), archive, [(proposer, 1.0)]).run()
+    assert proposer.contexts
+    for context in proposer.contexts:
+        assert not hasattr(context.task, "test")
+        assert np.array_equal(context.task.train.y, task.train.y)
+        assert not any(dataclasses.is_dataclass(v) and hasattr(v, "test") for v in vars(context).values())
