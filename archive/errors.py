@@ -1,0 +1,7 @@
+"""The archive's user-facing error."""
+
+from tasks import SLDError
+
+
+class ArchiveError(SLDError):
+    """An archive file, campaign or law that cannot be used; the message says what to do."""
