@@ -28,7 +28,7 @@ from archive.errors import ArchiveError
 from archive.jsoncodec import json_safe
 from archive.records import Entry
 from archive.store import Archive
-from evaluators.compiled import _ElementwisePrinter
+from evaluators.compiled import ElementwisePrinter
 from evaluators.formula import Law, parse_law
 from tasks import TaskSpec, curated_names, load_task, load_task_file
 
@@ -163,7 +163,7 @@ def to_sympy(law: Law | str, spec: TaskSpec, params: Mapping[str, float] | None 
 
 
 # -- Python -----------------------------------------------------------------------------
-class _NumPyLawPrinter(_ElementwisePrinter):
+class _NumPyLawPrinter(ElementwisePrinter):
     """The evaluator's elementwise NumPy printer, with readable names and exact floats."""
 
     def __init__(self, names: Mapping[str, str]) -> None:

@@ -93,7 +93,8 @@ class Campaign:
         self.rejected = 0
         self.generation = 0
         if campaign_id is None:
-            campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed)
+            campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
+                                                  spec=task.spec)
         else:
             self._restore(archive.entries(campaign_id))
         self.campaign_id = campaign_id

@@ -19,7 +19,7 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 
-class _ElementwisePrinter(NumPyPrinter):
+class ElementwisePrinter(NumPyPrinter):
     def _print_Min(self, expr: sympy.Min) -> str:
         args = [self._print(a) for a in expr.args]
         return functools.reduce(lambda a, b: f"numpy.minimum({a}, {b})", args)
@@ -46,7 +46,7 @@ def compile_expressions(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         function = sympy.lambdify(
-            [*xs, *ps], renamed, modules="numpy", printer=_ElementwisePrinter, cse=True
+            [*xs, *ps], renamed, modules="numpy", printer=ElementwisePrinter, cse=True
         )
 
     def evaluate(X: np.ndarray, theta: np.ndarray) -> np.ndarray:

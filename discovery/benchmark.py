@@ -1,0 +1,126 @@
+"""The discovery benchmark: offline campaigns on every curated task, several seeds.
+
+For each task and seed it runs a campaign with a fixed budget (in a temporary
+archive), refits the selected law on all training rows and scores it on the
+test rows, and prints a table: our test R² (mean and worst over seeds), the
+human law's R² fitted by the same fitter, and SLDAgent's published GPT-5
+figure.  It also measures throughput (candidates evaluated per second) with
+one and with two worker processes on the same task in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from archive import Archive
+from discovery.campaign import Campaign
+from discovery.offline import OfflineProposer
+from discovery.report import best_human_law, score_on_test
+from discovery.settings import CampaignSettings
+from tasks import curated_names, load_task
+
+# SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
+SLDAGENT_GPT5 = {
+    "parallel_scaling_law": 1.000, "vocab_scaling_law": 0.987, "sft_scaling_law": 0.993,
+    "domain_mixture_scaling_law": 0.988, "moe_scaling_law": 0.773,
+    "data_constrained_scaling_law": 0.944, "lr_bsz_scaling_law": 0.604,
+    "easy_question_scaling_law": -0.305,
+}
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One task's benchmark row."""
+
+    task: str
+    test_r2: tuple[float, ...]  # clipped, one per seed
+    formulas: tuple[str, ...]
+    human_r2: float | None
+    sldagent_r2: float | None
+    seconds: tuple[float, ...]
+    evaluated: tuple[int, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.test_r2)
+
+    @property
+    def worst(self) -> float:
+        return min(self.test_r2)
+
+
+def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
+    """One offline campaign; returns (clipped test R², formula, seconds, evaluated)."""
+    task = load_task(task_name)
+    starting = [h.formula for h in task.spec.human_laws] if with_human else []
+    with Archive(archive_path) as archive:
+        proposer = OfflineProposer(task.spec, seed=settings.seed)
+        campaign = Campaign(task.training_view(), settings, archive, [(proposer, 1.0)], starting_laws=starting)
+        result = campaign.run()
+    if result.best is None:
+        return -1.0, "", result.seconds, result.evaluated
+    final = score_on_test(result.best.formula, task, settings.fit)
+    return final.evaluation.held_out.clipped_r2, result.best.formula, result.seconds, result.evaluated
+
+
+def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
+              with_human: bool, log: Callable[[str], None] = print) -> list[TaskOutcome]:
+    outcomes = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in task_names:
+            runs = []
+            for seed in seeds:
+                path = Path(scratch) / f"{name}-{seed}-{int(with_human)}.sqlite"
+                runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
+                log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
+                    f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
+            human = best_human_law(load_task(name), settings.fit)
+            outcomes.append(TaskOutcome(
+                task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
+                human_r2=human.evaluation.held_out.clipped_r2 if human else None,
+                sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r[2] for r in runs),
+                evaluated=tuple(r[3] for r in runs),
+            ))
+    return outcomes
+
+
+def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> dict[int, float]:
+    """Candidates evaluated per second with 1 and 2 workers, same task, same run."""
+    rates = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for workers in (1, 2):
+            run_settings = settings.model_copy(update={"workers": workers, "budget": budget, "minutes": None})
+            start = time.perf_counter()
+            _, _, _, evaluated = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{workers}.sqlite")
+            rates[workers] = evaluated / (time.perf_counter() - start)
+    return rates
+
+
+def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
+    lines = [title, f"{'task':30s} {'ours mean':>9s} {'ours worst':>10s} {'human':>7s} {'SLDAgent':>8s}  "
+             f"{'≥human':>6s} {'≥SLDAgent':>9s} {'max s':>6s}"]
+    for o in outcomes:
+        human = f"{o.human_r2:.3f}" if o.human_r2 is not None else "-"
+        agent = f"{o.sldagent_r2:.3f}" if o.sldagent_r2 is not None else "-"
+        beat_h = "yes" if o.human_r2 is None or o.mean >= o.human_r2 - 5e-4 else "no"
+        beat_a = "-" if o.sldagent_r2 is None else ("yes" if o.mean >= o.sldagent_r2 - 5e-4 else "no")
+        lines.append(f"{o.task:30s} {o.mean:9.3f} {o.worst:10.3f} {human:>7s} {agent:>8s}  "
+                     f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f}")
+    mean = statistics.fmean(o.mean for o in outcomes)
+    sld = [o for o in outcomes if o.sldagent_r2 is not None]
+    lines.append(f"mean over all {len(outcomes)} tasks: {mean:.3f}; over the SLDBench tasks: "
+                 f"{statistics.fmean(o.mean for o in sld) if sld else float('nan'):.3f} "
+                 f"(SLDAgent GPT-5 0.748, human 0.517)")
+    wins_h = sum(1 for o in outcomes if o.human_r2 is None or o.mean >= o.human_r2 - 5e-4)
+    wins_a = sum(1 for o in sld if o.mean >= o.sldagent_r2 - 5e-4)
+    lines.append(f"at or above the human law on {wins_h}/{len(outcomes)}; at or above SLDAgent on {wins_a}/{len(sld)}")
+    return "\n".join(lines)
+
+
+def default_tasks() -> list[str]:
+    return curated_names()
