@@ -1,0 +1,22 @@
+"""LLM proposer: any OpenAI-compatible model proposes laws, safely, within a budget.
+
+``LLMConfig.resolve`` gathers settings (flags > environment > config file);
+``LLMProposer`` implements the ``Proposer`` protocol on top of an async
+client with retries, a concurrency bound, a structured-output fallback ladder
+and a campaign budget.  Model output is untrusted: every formula goes through
+``parse_law``.
+"""
+
+from discovery.llm.budget import Budget, LLMCallRecord, Spent
+from discovery.llm.config import LLMConfig
+from discovery.llm.errors import (
+    BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
+)
+from discovery.llm.prompt import PromptOptions, build_messages
+from discovery.llm.proposer import LLMProposer
+
+__all__ = [
+    "Budget", "BudgetExhausted", "LLMAuthError", "LLMCallRecord", "LLMConfig", "LLMConfigError",
+    "LLMError", "LLMProposer", "LLMRequestError", "LLMUnavailable", "PromptOptions", "Spent",
+    "build_messages",
+]
