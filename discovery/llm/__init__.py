@@ -5,7 +5,12 @@
 client with retries, a concurrency bound, a structured-output fallback ladder
 and a campaign budget.  Model output is untrusted: every formula goes through
 ``parse_law``.
+
+``LLMProposer`` is imported on first use: it pulls in the ``openai`` package,
+which every ``sld`` command would otherwise pay for at start-up.
 """
+
+from typing import Any
 
 from discovery.llm.budget import Budget, LLMCallRecord, Spent
 from discovery.llm.config import LLMConfig
@@ -13,10 +18,17 @@ from discovery.llm.errors import (
     BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
 )
 from discovery.llm.prompt import PromptOptions, build_messages
-from discovery.llm.proposer import LLMProposer
 
 __all__ = [
     "Budget", "BudgetExhausted", "LLMAuthError", "LLMCallRecord", "LLMConfig", "LLMConfigError",
     "LLMError", "LLMProposer", "LLMRequestError", "LLMUnavailable", "PromptOptions", "Spent",
     "build_messages",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LLMProposer":
+        from discovery.llm.proposer import LLMProposer
+
+        return LLMProposer
+    raise AttributeError(f"module 'discovery.llm' has no attribute {name!r}")
