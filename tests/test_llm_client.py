@@ -8,7 +8,7 @@ import time
 import pytest
 
 from discovery.llm import (
-    BudgetExhausted, LLMAuthError, LLMCallRecord, LLMRequestError, LLMUnavailable,
+    BudgetExhausted, LLMAuthError, LLMCall, LLMRequestError, LLMUnavailable,
 )
 from discovery.llm.client import ChatReply, LLMClient
 from discovery.llm.formats import format_ladder, is_format_rejection
@@ -22,7 +22,7 @@ GOOD = Reply.candidates("E + A/N^a")
 
 def run_calls(config, calls: int = 1, concurrent: bool = False):
     """Make ``calls`` requests; return (replies, records, sleeps, remembered format)."""
-    records: list[LLMCallRecord] = []
+    records: list[LLMCall] = []
     sleeps: list[float] = []
 
     async def recording_sleep(seconds: float) -> None:
@@ -83,7 +83,7 @@ def test_rate_limits_honour_retry_after():
 
 def test_retry_after_is_really_waited_for():
     with ScriptedLLMServer([Reply.error(429, retry_after="0.3"), GOOD]) as server:
-        records: list[LLMCallRecord] = []
+        records: list[LLMCall] = []
 
         async def go() -> None:
             client = LLMClient(fast_config(server.base_url), on_call=records.append)

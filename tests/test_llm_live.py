@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from discovery.llm import LLMCallRecord, LLMConfig, LLMProposer
+from discovery.llm import LLMCall, LLMConfig, LLMProposer
 from discovery.proposal import ProposalContext
 from evaluators.formula import parse_law
 from tasks import load_task
@@ -27,11 +27,11 @@ def test_a_real_server_proposes_parseable_laws():
     config = LLMConfig.resolve(os.environ.get("SLD_TEST_LLM_MODEL", "local-model"), base_url=base_url,
                                env={}, timeout_s=300, max_calls=2, candidates_per_call=4)
     task = load_task("chinchilla_epoch_replication")
-    records: list[LLMCallRecord] = []
+    records: list[LLMCall] = []
     with LLMProposer(config, task.spec, on_call=records.append) as proposer:
         proposals = proposer.propose(ProposalContext(task=task.training_view(), parents=()), 4)
         print(f"format {proposer.response_format}; {len(proposals)} proposals; "
-              f"failures {proposer.take_failures()}; usage {records}")
+              f"failures {proposer.drain_failures()}; usage {records}")
     assert proposals, "a real model should return at least one parseable law"
     for proposal in proposals:
         parse_law(proposal.formula, task.spec)

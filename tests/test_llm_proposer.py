@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from discovery.llm import (
-    BudgetExhausted, LLMAuthError, LLMCallRecord, LLMProposer, PromptOptions, build_messages,
+    BudgetExhausted, LLMAuthError, LLMCall, LLMProposer, PromptOptions, build_messages,
 )
 from discovery.llm.data_view import number
 from discovery.proposal import Failure, ProposalContext, Proposer, Scored
@@ -44,7 +44,7 @@ def context(**overrides: object) -> ProposalContext:
 
 
 def proposer_for(server: ScriptedLLMServer, **overrides: object) -> LLMProposer:
-    records: list[LLMCallRecord] = []
+    records: list[LLMCall] = []
     proposer = LLMProposer(fast_config(server.base_url, **overrides), SPEC, on_call=records.append)
     proposer.records = records  # for the test to read
     return proposer
@@ -59,7 +59,7 @@ def test_it_is_a_proposer_and_returns_parsed_proposals_with_lineage():
     assert [p.formula for p in proposals] == ["E + A/N^a + B/D^b + C/(N*D)^c", "E + A*log(N)^(-a)"]
     assert {(p.proposer, p.operator, p.parent_ids) for p in proposals} == {("llm", "llm", (7,))}
     assert proposals[0].rationale == "adds an interaction"
-    assert proposer.take_failures() == []
+    assert proposer.drain_failures() == []
 
 
 def test_n_is_split_into_concurrent_calls_of_at_most_candidates_per_call():
@@ -118,7 +118,7 @@ def test_code_injection_is_rejected_with_reasons_and_nothing_runs(monkeypatch, t
     reply_json = json.dumps({"candidates": [{"formula": f, "rationale": "trust me"} for f in evil]})
     with ScriptedLLMServer([Reply.prose(reply_json)]) as server, proposer_for(server) as proposer:
         proposals = proposer.propose(context(), len(evil))
-        failures = proposer.take_failures()
+        failures = proposer.drain_failures()
     monkeypatch.undo()
     assert proposals == []
     assert executed == []
@@ -137,8 +137,8 @@ def test_rejected_and_empty_replies_become_failures_once():
     with ScriptedLLMServer(replies) as server, proposer_for(server, max_concurrency=1) as proposer:
         assert proposer.propose(context(), 1) == []
         assert proposer.propose(context(), 1) == []
-        failures = proposer.take_failures()
-        assert proposer.take_failures() == []
+        failures = proposer.drain_failures()
+        assert proposer.drain_failures() == []
     assert failures[0].formula == "" and "no formula" in failures[0].reason
     assert failures[1].formula == "E + A/Q^a" and "features" in failures[1].reason
 
@@ -166,9 +166,9 @@ def test_multi_target_laws_come_back_as_one_formula_per_target():
 def test_usage_is_reported_per_request_on_the_calling_thread():
     replies = [Reply.error(503), Reply.candidates("E + A/N^a", prompt_tokens=1200, completion_tokens=80)]
     threads: list[int] = []
-    records: list[LLMCallRecord] = []
+    records: list[LLMCall] = []
 
-    def on_call(record: LLMCallRecord) -> None:
+    def on_call(record: LLMCall) -> None:
         threads.append(threading.get_ident())
         records.append(record)
 
@@ -295,3 +295,20 @@ def test_close_stops_the_loop_thread_and_is_idempotent():
         proposer.close()
         proposer.close()
     assert loop_threads() == before
+
+
+def test_calls_land_in_the_archive_through_on_call(tmp_path):
+    from archive import Archive
+
+    archive = Archive(tmp_path / "archive.sqlite")
+    try:
+        campaign = archive.create_campaign(SPEC.name, {}, seed=0)
+        replies = [Reply.error(500), Reply.candidates("E + A/N^a", prompt_tokens=900, completion_tokens=60)]
+        with ScriptedLLMServer(replies) as server, LLMProposer(
+                fast_config(server.base_url, response_format="json_schema"), SPEC,
+                on_call=lambda call: archive.record_llm_call(campaign, call)) as proposer:
+            proposer.propose(context(), 1)
+        usage = archive.llm_usage(campaign)
+    finally:
+        archive.close()
+    assert (usage.calls, usage.failed_calls, usage.prompt_tokens, usage.completion_tokens) == (2, 1, 900, 60)

@@ -12,7 +12,8 @@ which every ``sld`` command would otherwise pay for at start-up.
 
 from typing import Any
 
-from discovery.llm.budget import Budget, LLMCallRecord, Spent
+from archive import LLMCall
+from discovery.llm.budget import Budget, Spent
 from discovery.llm.config import LLMConfig
 from discovery.llm.errors import (
     BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
@@ -20,7 +21,7 @@ from discovery.llm.errors import (
 from discovery.llm.prompt import PromptOptions, build_messages
 
 __all__ = [
-    "Budget", "BudgetExhausted", "LLMAuthError", "LLMCallRecord", "LLMConfig", "LLMConfigError",
+    "Budget", "BudgetExhausted", "LLMAuthError", "LLMCall", "LLMConfig", "LLMConfigError",
     "LLMError", "LLMProposer", "LLMRequestError", "LLMUnavailable", "PromptOptions", "Spent",
     "build_messages",
 ]

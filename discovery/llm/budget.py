@@ -1,10 +1,4 @@
-"""Usage records of LLM calls, and the campaign budget that caps them.
-
-Every HTTP request to the model produces one ``LLMCallRecord`` (successful or
-not), handed to the caller's ``on_call`` callback so the campaign can store it
-in the archive.  The fields match the archive's ``LLMCall``, so converting is
-``LLMCall(**dataclasses.asdict(record))``.
-"""
+"""The campaign budget that caps LLM calls, tokens and dollars."""
 
 from __future__ import annotations
 
@@ -12,24 +6,6 @@ import threading
 from dataclasses import dataclass
 
 from discovery.llm.errors import BudgetExhausted
-
-
-@dataclass(frozen=True)
-class LLMCallRecord:
-    """One request to the model: what it cost and whether it worked.
-
-    Token counts come from the server's ``usage``; servers that report none get
-    an estimate of four characters per token, so token budgets still bind.
-    """
-
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float
-    cost_usd: float
-    ok: bool
-    error: str
-    response_format: str
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ from typing import Any
 
 import openai
 
-from discovery.llm.budget import Budget, LLMCallRecord
+from archive import LLMCall
+from discovery.llm.budget import Budget
 from discovery.llm.config import LLMConfig
 from discovery.llm.errors import LLMAuthError, LLMRequestError, LLMUnavailable, one_line
 from discovery.llm.formats import ResponseFormat, format_ladder, is_format_rejection
 
-OnCall = Callable[[LLMCallRecord], None]
+OnCall = Callable[[LLMCall], None]
 _RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 _CHARS_PER_TOKEN = 4  # estimate for servers that report no usage
 
@@ -182,7 +183,7 @@ class LLMClient:
         cost = self.config.cost_usd(prompt_tokens, completion_tokens)
         self.budget.add_usage(prompt_tokens + completion_tokens, cost)
         if self.on_call is not None:
-            self.on_call(LLMCallRecord(
+            self.on_call(LLMCall(
                 model=self.config.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                 latency_s=latency, cost_usd=cost, ok=not error, error=error, response_format=format_name,
             ))
@@ -268,6 +269,11 @@ def _content(response: Any) -> str:
 
 
 def _usage(response: Any, messages: list[dict[str, str]], content: str) -> tuple[int, int]:
+    """Prompt and completion tokens from the server's ``usage``, else estimated from text length.
+
+    Estimated (four characters a token) so that token and dollar budgets still
+    bind on servers that report no usage.
+    """
     usage = getattr(response, "usage", None)
     prompt = getattr(usage, "prompt_tokens", None)
     completion = getattr(usage, "completion_tokens", None)

@@ -17,7 +17,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from discovery.llm.budget import Budget, LLMCallRecord, Spent
+from archive import LLMCall
+from discovery.llm.budget import Budget, Spent
 from discovery.llm.client import ChatReply, LLMClient
 from discovery.llm.config import LLMConfig
 from discovery.llm.errors import BudgetExhausted, LLMConfigError, LLMError, one_line
@@ -66,7 +67,7 @@ def _shut_down(runner: _LoopThread, client: LLMClient) -> None:
 class LLMProposer:
     """Proposes laws with a language model; implements the ``Proposer`` protocol.
 
-    ``on_call`` receives one ``LLMCallRecord`` per HTTP request, on the thread
+    ``on_call`` receives one ``LLMCall`` per HTTP request, on the thread
     that called ``propose`` (so it may write to SQLite).  ``propose`` raises
     ``BudgetExhausted`` when the budget is spent before it could make any
     call, and an ``LLMError`` when the endpoint cannot answer at all (refused
@@ -79,7 +80,7 @@ class LLMProposer:
         self,
         config: LLMConfig,
         spec: TaskSpec,
-        on_call: Callable[[LLMCallRecord], None] | None = None,
+        on_call: Callable[[LLMCall], None] | None = None,
         save_prompts_dir: str | Path | None = None,
         prompt_options: PromptOptions | None = None,
     ) -> None:
@@ -91,7 +92,7 @@ class LLMProposer:
         self.budget = Budget(config.max_calls, config.max_tokens, config.max_cost_usd)
         self._schema = candidates_json_schema()
         self._failures: list[Failure] = []
-        self._records: list[LLMCallRecord] = []
+        self._records: list[LLMCall] = []
         self._saved = 0
         self._client: LLMClient | None = None
         self._runner: _LoopThread | None = None
@@ -125,7 +126,7 @@ class LLMProposer:
         parents = tuple(scored.law_id for scored in context.parents)
         return self._proposals(replies, parents)[:n]
 
-    def take_failures(self) -> list[Failure]:
+    def drain_failures(self) -> list[Failure]:
         """Formulas rejected since the last call, with the parser's reasons; clears the list."""
         failures, self._failures = self._failures, []
         return failures
