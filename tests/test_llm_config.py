@@ -87,3 +87,24 @@ def test_cost_is_computed_from_prices_per_million_tokens():
     config = LLMConfig(model="m", price_prompt_per_mtok=2.0, price_completion_per_mtok=10.0)
     assert config.cost_usd(1_000_000, 0) == pytest.approx(2.0)
     assert config.cost_usd(500, 100) == pytest.approx(500 * 2e-6 + 100 * 10e-6)
+
+
+def test_command_line_flags_resolve_to_a_config():
+    import argparse
+
+    from discovery.llm.flags import add_llm_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_llm_arguments(parser)
+    args = parser.parse_args(["--llm", "qwen", "--llm-base-url", "http://127.0.0.1:8080/v1",
+                              "--llm-max-calls", "20", "--llm-response-format", "json_object",
+                              "--llm-timeout", "12.5", "--save-prompts", "out"])
+    config = config_from_args(args, env={"OPENAI_API_KEY": "sk-env"})
+    assert (config.model, config.base_url, config.max_calls, config.response_format, config.timeout_s) == (
+        "qwen", "http://127.0.0.1:8080/v1", 20, "json_object", 12.5)
+    assert config.api_key.get_secret_value() == "sk-env"
+    assert config.max_concurrency == LLMConfig.model_fields["max_concurrency"].default
+    assert args.save_prompts == "out"
+
+    with pytest.raises(LLMConfigError, match="OPENAI_API_KEY"):
+        config_from_args(parser.parse_args(["--llm", "gpt-x"]), env={})

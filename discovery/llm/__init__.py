@@ -18,12 +18,13 @@ from discovery.llm.config import LLMConfig
 from discovery.llm.errors import (
     BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
 )
+from discovery.llm.flags import add_llm_arguments, config_from_args
 from discovery.llm.prompt import PromptOptions, build_messages
 
 __all__ = [
     "Budget", "BudgetExhausted", "LLMAuthError", "LLMCall", "LLMConfig", "LLMConfigError",
     "LLMError", "LLMProposer", "LLMRequestError", "LLMUnavailable", "PromptOptions", "Spent",
-    "build_messages",
+    "add_llm_arguments", "build_messages", "config_from_args",
 ]
 
 

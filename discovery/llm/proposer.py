@@ -68,10 +68,12 @@ class LLMProposer:
     """Proposes laws with a language model; implements the ``Proposer`` protocol.
 
     ``on_call`` receives one ``LLMCall`` per HTTP request, on the thread
-    that called ``propose`` (so it may write to SQLite).  ``propose`` raises
-    ``BudgetExhausted`` when the budget is spent before it could make any
-    call, and an ``LLMError`` when the endpoint cannot answer at all (refused
-    key, unreachable, unknown model); it never raises for bad model output.
+    that called ``propose`` (so it may write to SQLite).  Once the budget is
+    spent, ``propose`` makes no call and returns nothing, and ``exhausted``
+    says so: an LLM-only campaign then ends as "exhausted", a mixed one goes
+    on offline.  ``propose`` raises an ``LLMError`` only when the endpoint
+    cannot answer at all (refused key, unreachable, unknown model); it never
+    raises for bad model output.
     """
 
     name = "llm"
@@ -103,8 +105,8 @@ class LLMProposer:
         """Up to ``n`` parsed, distinct proposals from ceil(n / candidates_per_call) concurrent calls."""
         if n <= 0:
             return []
-        if self.budget.reason is not None:
-            raise BudgetExhausted(self.budget.reason)
+        if self.budget.exhausted:
+            return []
         per_call = self.config.candidates_per_call
         sizes = [min(per_call, n - start) for start in range(0, n, per_call)]
         requests = [build_messages(context, size, self.prompt_options) for size in sizes]
@@ -115,14 +117,14 @@ class LLMProposer:
         self._save(requests, outcomes)
         replies = [o for o in outcomes if isinstance(o, ChatReply)]
         errors = [o for o in outcomes if isinstance(o, BaseException)]
-        if not replies:
-            for error in errors:
-                if isinstance(error, LLMError) and not isinstance(error, BudgetExhausted):
-                    raise error
-            raise errors[0]
         for error in errors:
             if not isinstance(error, LLMError):
                 raise error  # a bug, not an endpoint problem
+        if not replies:
+            for error in errors:
+                if not isinstance(error, BudgetExhausted):
+                    raise error
+            return []  # every call was refused by the budget
         parents = tuple(scored.law_id for scored in context.parents)
         return self._proposals(replies, parents)[:n]
 
@@ -138,7 +140,7 @@ class LLMProposer:
 
     @property
     def exhausted(self) -> bool:
-        """Whether the budget is spent (the next ``propose`` would raise ``BudgetExhausted``)."""
+        """Whether the budget is spent: ``propose`` makes no further calls (``budget.reason`` says why)."""
         return self.budget.exhausted
 
     @property
