@@ -57,8 +57,7 @@ class Metrics:
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = None) -> Metrics:
     """SLDBench metrics of ``y_pred`` against ``y_true`` (both n × outputs, or n)."""
-    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
+    y_true, y_pred = _as_matrix(y_true), _as_matrix(y_pred)
     n = len(y_true)
     if y_pred.shape != y_true.shape:
         return Metrics.failure(n, f"predictions have shape {y_pred.shape}, targets {y_true.shape}")
@@ -88,3 +87,9 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = No
         r2=1.0 - nmse, nmse=nmse, nmae=nmae, mse=float(np.mean(mse)), mae=float(np.mean(mae)),
         n=n, per_group=per_group,
     )
+
+
+def _as_matrix(values: np.ndarray) -> np.ndarray:
+    """n × outputs (a plain vector is one output); also for n = 0, where reshape(0, -1) fails."""
+    values = np.asarray(values, dtype=float)
+    return values[:, None] if values.ndim == 1 else values
