@@ -1,0 +1,138 @@
+"""``sld baselines``: every curated task's published human laws, fitted and scored on test.
+
+Each human law is fitted per group on the training rows the way its authors
+fit it (``HumanLaw.space``: a law published for log-loss is fitted on log
+residuals), then scored with SLDBench's metrics on the test rows.  These are
+the figures a discovered law has to beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+from discovery import reporting
+from discovery.commands.eval_cmd import add_task_file_argument
+from evaluators.evaluate import Evaluation, evaluate_on_test
+from evaluators.fitting import FitOptions
+from evaluators.formula import FormulaError, parse_law
+from tasks import HumanLaw, Task, curated_names, load_task, load_task_file
+
+
+@dataclass(frozen=True)
+class HumanLawResult:
+    """One published law of a task, fitted on its training rows and scored on its test rows."""
+
+    human: HumanLaw
+    options: FitOptions
+    evaluation: Evaluation
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.human.name,
+            "citation": self.human.citation,
+            "note": self.human.note,
+            "space": self.human.space,
+            **reporting.evaluation_document(self.evaluation, self.options),
+        }
+
+
+def evaluate_human_laws(task: Task, seed: int = 0) -> list[HumanLawResult]:
+    """Fit and test-score each of the task's human laws, in the space its authors used."""
+    results = []
+    for human in task.spec.human_laws:
+        try:
+            law = parse_law(human.formula, task.spec)
+        except FormulaError as err:
+            raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
+        options = FitOptions(space=human.space, seed=seed)
+        results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
+    return results
+
+
+def best_result(results: list[HumanLawResult]) -> HumanLawResult:
+    """The law with the highest clipped test R² (a failure counts as −1)."""
+    return max(results, key=lambda r: r.evaluation.held_out.clipped_r2)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "baselines",
+        help="fit and test-score every curated task's published human laws",
+        description="Fit each curated task's published human law(s) on its training rows (in the "
+        "space its authors fit: linear or log) and score them on the test rows.",
+    )
+    parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these curated tasks (default: all)")
+    add_task_file_argument(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON array (one document per task) instead of a table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Load every task first, so a misspelt name fails at once rather than after minutes of fitting.
+    if args.task_file:
+        tasks = [load_task_file(args.task_file)]
+        tasks += [load_task(name) for name in args.tasks or ()]
+    else:
+        tasks = [load_task(name) for name in (args.tasks or curated_names())]
+    documents, rows = [], []
+    for task in tasks:
+        if not task.spec.human_laws:
+            reporting.note(f"{task.name}: no human laws in its task file; skipped")
+            continue
+        start = time.perf_counter()
+        with reporting.progress(f"fitting the {len(task.spec.human_laws)} human law(s) of {task.name} ..."):
+            results = evaluate_human_laws(task, args.seed)
+        best = best_result(results)
+        reporting.note(f"{task.name}: best human law test R² {reporting.number(best.evaluation.held_out.r2)} "
+                       f"({time.perf_counter() - start:.1f} s)")
+        documents.append(_task_document(task, results, best))
+        rows.extend((task, result, result is best) for result in results)
+    if args.json:
+        reporting.print_json(documents)
+    else:
+        reporting.stdout_console().print(_table(rows))
+    return 0
+
+
+def _task_document(task: Task, results: list[HumanLawResult], best: HumanLawResult) -> dict:
+    """One task in ``--json``: its best human law's results, then all of its laws."""
+    best_document = best.to_dict()
+    return {
+        "task": task.name,
+        "law": best.human.name,
+        "formula": best_document["formula"],
+        "space": best.human.space,
+        "params": best_document["params"],
+        "train": best_document["train"],
+        "test": best_document["test"],
+        "laws": [result.to_dict() for result in results],
+    }
+
+
+def _table(rows: list[tuple[Task, HumanLawResult, bool]]):
+    numeric = ("params", "train R²", "test R²", "test NMSE", "test NMAE", "seconds")
+    table = reporting.make_table(
+        ["task", "human law (★ best of task)", "space", *numeric, "note"],
+        title="published human laws, fitted on train, scored on test (SLDBench metrics)",
+        numeric=numeric,
+    )
+    for task, result, is_best in rows:
+        evaluation = result.evaluation
+        test = evaluation.held_out
+        table.add_row(
+            task.name,
+            ("★ " if is_best else "  ") + result.human.name,
+            result.human.space,
+            str(evaluation.law.n_params),
+            reporting.number(evaluation.fit.r2),
+            reporting.number(test.r2),
+            reporting.number(test.nmse),
+            reporting.number(test.nmae),
+            f"{evaluation.seconds:.1f}",
+            evaluation.reason if evaluation.failed else "",
+        )
+    return table

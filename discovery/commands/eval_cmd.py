@@ -1,0 +1,126 @@
+"""``sld eval``: fit one law on a task's training rows and score it on the test rows."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from discovery import reporting
+from evaluators.evaluate import Evaluation, evaluate_on_test
+from evaluators.fitting import FitOptions
+from evaluators.formula import parse_law
+from evaluators.metrics import Metrics
+from tasks import Task, TaskError, resolve_task
+
+# Beyond this many groups (sft has 42) tables show the first ones and say how many more.
+MAX_GROUPS_SHOWN = 10
+# Up to this many groups, parameters are rows and groups are columns (a 35-parameter
+# mixture law over 4 groups stays narrow); with more groups, groups are rows.
+MAX_GROUP_COLUMNS = 6
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="fit a law on a task's training rows and score it on its test rows",
+        description="Fit FORMULA's free parameters per group on the task's training rows, then "
+        "report SLDBench's test metrics (R², NMSE, NMAE) and per-group errors.",
+    )
+    parser.add_argument("task", nargs="?", metavar="TASK", help="curated task name (see `sld tasks`)")
+    parser.add_argument("formula", metavar="FORMULA", help='law text, e.g. "E + A/N**alpha + B/D**beta"')
+    add_task_file_argument(parser)
+    add_fit_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.set_defaults(handler=run)
+
+
+def add_task_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--task-file", metavar="FILE", help="your own task (TOML, see README 'Your own data') instead of TASK"
+    )
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--space``, ``--loss`` and ``--seed``: the fitting options a user may change."""
+    parser.add_argument("--space", choices=("linear", "log"), default="linear",
+                        help="fit residuals of the target (linear) or of its log (default: linear)")
+    parser.add_argument("--loss", choices=("squared", "huber"), default="squared",
+                        help="loss on the residuals (default: squared)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
+
+
+def fit_options(args: argparse.Namespace) -> FitOptions:
+    return FitOptions(space=args.space, loss=args.loss, seed=args.seed)
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    if args.task and args.task_file:
+        raise TaskError("give either a task name or --task-file FILE, not both")
+    return resolve_task(args.task, args.task_file)
+
+
+def run(args: argparse.Namespace) -> int:
+    task = task_from_args(args)
+    law = parse_law(args.formula, task.spec)
+    options = fit_options(args)
+    evaluation = evaluate_on_test(law, task, options)
+    if args.json:
+        reporting.print_json({"task": task.name, **reporting.evaluation_document(evaluation, options)})
+    else:
+        print_evaluation(task, evaluation, options, reporting.stdout_console())
+    return 1 if evaluation.failed else 0
+
+
+def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, console: Console) -> None:
+    law = evaluation.law
+    console.print(f"[bold]{task.name}[/bold]: {law.n_params} parameter(s) fitted per group "
+                  f"({options.space} space, {options.loss} loss) in {evaluation.seconds:.2f} s", highlight=False)
+    console.print(law.text, highlight=False, markup=False)
+    if evaluation.failed:
+        console.print(f"[red]failed:[/red] {evaluation.reason}", highlight=False)
+    if evaluation.params and law.n_params:
+        console.print(parameter_table(evaluation.params, law.param_names))
+        _print_hidden(console, len(evaluation.params))
+    console.print(metrics_table(evaluation.fit, evaluation.held_out))
+    if evaluation.held_out.per_group and len(evaluation.held_out.per_group) > 1:
+        console.print(group_error_table(evaluation.held_out))
+        _print_hidden(console, len(evaluation.held_out.per_group))
+
+
+def parameter_table(params: dict[str, dict[str, float]], names: tuple[str, ...]):
+    groups = list(params)
+    title = "fitted parameters"
+    if len(groups) <= MAX_GROUP_COLUMNS:
+        table = reporting.make_table(["parameter", *groups], title=title, numeric=groups)
+        for name in names:
+            table.add_row(name, *(reporting.number(params[g][name]) for g in groups))
+    else:
+        table = reporting.make_table(["group", *names], title=title, numeric=names)
+        for group in groups[:MAX_GROUPS_SHOWN]:
+            table.add_row(group, *(reporting.number(params[group][name]) for name in names))
+    return table
+
+
+def metrics_table(train: Metrics, test: Metrics):
+    columns = ["rows", "R²", "NMSE", "NMAE", "MSE", "MAE"]
+    table = reporting.make_table(["split", *columns], title="metrics (SLDBench)", numeric=columns)
+    for split, metrics in (("train", train), ("test", test)):
+        table.add_row(split, str(metrics.n), *(reporting.number(v) for v in
+                      (metrics.r2, metrics.nmse, metrics.nmae, metrics.mse, metrics.mae)))
+    return table
+
+
+def group_error_table(test: Metrics):
+    table = reporting.make_table(["group", "rows", "MSE", "MAE"], title="test errors per group",
+                                 numeric=("rows", "MSE", "MAE"))
+    for group in list(test.per_group)[:MAX_GROUPS_SHOWN]:
+        errors = test.per_group[group]
+        table.add_row(group, str(errors["n"]), reporting.number(errors["mse"]), reporting.number(errors["mae"]))
+    return table
+
+
+def _print_hidden(console: Console, n_groups: int) -> None:
+    if n_groups > MAX_GROUPS_SHOWN:
+        console.print(f"... {n_groups - MAX_GROUPS_SHOWN} more groups (--json prints all {n_groups})",
+                      highlight=False)

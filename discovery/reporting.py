@@ -1,0 +1,114 @@
+"""Small shared helpers for what commands print: rich tables, numbers, JSON, progress.
+
+Human output goes through ``rich`` tables on stdout; machine output is one
+strict JSON document on stdout, in which non-finite floats (a failed fit's
+NaN R², an infinite cost) become ``null`` because JSON has no NaN.  Progress
+goes to stderr, so ``sld ... --json | jq`` stays clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from evaluators.evaluate import Evaluation
+from evaluators.fitting import FitOptions
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as plain JSON data: non-finite floats → None, NumPy values → Python ones."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return json_ready(value.tolist())
+    return str(value)
+
+
+def print_json(value: Any, file: TextIO | None = None) -> None:
+    """Print ``value`` as one indented, strict JSON document."""
+    print(json.dumps(json_ready(value), indent=2, allow_nan=False), file=file or sys.stdout)
+
+
+def number(value: float | int | None, digits: int = 6) -> str:
+    """A table cell for a number: ``digits`` significant digits, '—' for missing or non-finite."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def make_table(columns: Sequence[str], title: str | None = None, numeric: Sequence[str] = ()) -> Table:
+    """A rich table with the given column headers; columns named in ``numeric`` align right."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for name in columns:
+        table.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
+    return table
+
+
+# Width of tables written to a file or pipe, where there is no terminal to measure.
+_PIPE_WIDTH = 160
+
+
+def stdout_console() -> Console:
+    """A console on the current ``sys.stdout`` (looked up per call, so capture works)."""
+    return _console(sys.stdout)
+
+
+def stderr_console() -> Console:
+    return _console(sys.stderr)
+
+
+def _console(file: TextIO) -> Console:
+    console = Console(file=file, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(file=file, soft_wrap=False, width=_PIPE_WIDTH)
+    return console
+
+
+@contextlib.contextmanager
+def progress(message: str) -> Iterator[None]:
+    """A spinner on stderr while the block runs (nothing when stderr is not a terminal)."""
+    console = stderr_console()
+    with console.status(message) if console.is_terminal else contextlib.nullcontext():
+        yield
+
+
+def note(message: str) -> None:
+    """One progress line on stderr."""
+    stderr_console().print(message, highlight=False)
+
+
+def evaluation_document(evaluation: Evaluation, options: FitOptions) -> dict:
+    """What ``--json`` prints about one fitted and test-scored law.
+
+    ``train`` and ``test`` carry the SLDBench metrics (r2, nmse, nmae, ...);
+    ``test`` also has the per-group errors.
+    """
+    return {
+        "formula": evaluation.law.text,
+        "n_params": evaluation.law.n_params,
+        "params": evaluation.params,
+        "train": evaluation.fit.to_dict(with_groups=False),
+        "test": evaluation.held_out.to_dict(),
+        "failed": evaluation.failed,
+        "reason": evaluation.reason,
+        "seconds": evaluation.seconds,
+        "fit_options": {"space": options.space, "loss": options.loss, "seed": options.seed},
+        "diagnostics": evaluation.diagnostics,
+    }
