@@ -1,0 +1,133 @@
+"""``sld bench ...``: benchmarks that print figures (never pass/fail).
+
+``sld bench`` is a group of subcommands.  Each one is a ``BenchSubcommand``:
+a name, a help line, ``configure(parser)`` adding its arguments, and
+``handler(args) -> int``.  To add one (e.g. ``sld bench discover``), write
+those two functions in your own module and call
+``register_bench_subcommand(...)`` for them at the bottom of this file, next
+to ``fit``.
+
+``sld bench fit`` compares ``LawFitter`` with a numeric-Jacobian multi-start
+and SLDBench's BFGS-from-ones on each task's first human law with free
+parameters (logic in ``evaluators.benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from discovery import reporting
+from evaluators.benchmark import FitterComparison, compare_fitters
+from evaluators.fitting import FitOptions
+from evaluators.formula import parse_law
+from tasks import HumanLaw, SLDError, Task, curated_names, load_task
+
+
+@dataclass(frozen=True)
+class BenchSubcommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+_SUBCOMMANDS: dict[str, BenchSubcommand] = {}
+
+
+def register_bench_subcommand(
+    name: str,
+    help: str,
+    configure: Callable[[argparse.ArgumentParser], None],
+    handler: Callable[[argparse.Namespace], int],
+) -> None:
+    """Make ``sld bench NAME`` available; call before the parser is built."""
+    if name in _SUBCOMMANDS:
+        raise ValueError(f"`sld bench {name}` is registered twice")
+    _SUBCOMMANDS[name] = BenchSubcommand(name, help, configure, handler)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks that print figures",
+                                   description="Benchmarks that print figures.")
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+    for sub in _SUBCOMMANDS.values():
+        child = benchmarks.add_parser(sub.name, help=sub.help, description=sub.help)
+        sub.configure(child)
+        child.set_defaults(handler=sub.handler)
+
+    def show_help(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(handler=show_help)
+
+
+# -- sld bench fit ------------------------------------------------------------
+def configure_fit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", nargs="+", metavar="NAME",
+                        help="curated tasks to run (default: all with a fittable human law)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per method (median; default 3)")
+    parser.add_argument("--naive-max-seconds", type=float, default=60.0,
+                        help="time budget of one naive multi-start fit; beyond it the naive time "
+                        "is a lower bound (default 60)")
+    parser.add_argument("--json", action="store_true", help="print one JSON array instead of a table")
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise SLDError("--repeats must be at least 1; e.g. --repeats 3")
+    tasks = [load_task(name) for name in (args.tasks or curated_names())]
+    comparisons = []
+    for task in tasks:
+        human = first_fittable_human_law(task)
+        if human is None:
+            reporting.note(f"{task.name}: no human law with free parameters; skipped")
+            continue
+        law = parse_law(human.formula, task.spec)
+        with reporting.progress(f"benchmarking fitters on {task.name} ..."):
+            comparison = compare_fitters(task, law, FitOptions(space=human.space), args.repeats,
+                                         args.naive_max_seconds)
+        reporting.note(f"{task.name}: ours {comparison.ours.seconds:.2f} s, naive "
+                       f"{comparison.naive.seconds:.2f} s, BFGS {comparison.bfgs.seconds:.2f} s")
+        comparisons.append(comparison)
+    if args.json:
+        reporting.print_json([c.to_dict() for c in comparisons])
+    else:
+        reporting.stdout_console().print(_fit_table(comparisons, args.repeats))
+    return 0
+
+
+def first_fittable_human_law(task: Task) -> HumanLaw | None:
+    """The task's first human law that has free parameters (None if there is none)."""
+    for human in task.spec.human_laws:
+        if parse_law(human.formula, task.spec).n_params:
+            return human
+    return None
+
+
+def _fit_table(comparisons: list[FitterComparison], repeats: int):
+    numeric = ("groups", "params", "ours s", "ours R²", "starts ours / naive", "naive s", "naive R²", "BFGS s", "BFGS R²",
+               "naive/ours")
+    table = reporting.make_table(
+        ["task", *numeric],
+        title=f"fitter benchmark: median wall time of {repeats} repeat(s), test R² "
+        "(ours vs numeric-Jacobian multi-start with as many starts, vs SLDBench's BFGS from ones)",
+        numeric=numeric,
+    )
+    for c in comparisons:
+        bound = "≥" if c.naive.capped else ""
+        naive_starts = f"{c.naive.starts}" + (" (capped)" if c.naive.capped else "")
+        table.add_row(
+            c.task, str(c.n_groups), str(c.n_params),
+            f"{c.ours.seconds:.3f}", reporting.number(c.ours.test_r2), f"{c.ours.starts} / {naive_starts}",
+            f"{bound}{c.naive.seconds:.3f}", reporting.number(c.naive.test_r2),
+            f"{c.bfgs.seconds:.3f}", reporting.number(c.bfgs.test_r2),
+            f"{bound}{c.speedup:.1f}×",
+        )
+    return table
+
+
+register_bench_subcommand("fit", "time LawFitter against a naive multi-start and SLDBench's BFGS",
+                          configure_fit, run_fit)
