@@ -1,0 +1,129 @@
+"""``score`` against a hand computation of SLDBench's formulas, on SYNTHETIC predictions.
+
+SLDBench pools the test rows of all groups, computes per output dimension
+NMSE = MSE / np.var(y) and NMAE = MAE / mean|y − mean(y)|, averages them over
+outputs, and reports R² = 1 − NMSE (clipped to [−1, 1] for averages, a failure
+counting −1).  The reference below is written with plain Python loops so it
+shares no code with ``evaluators.metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from evaluators.metrics import FAILED_R2, score
+
+
+def sldbench_by_hand(y_true: list[list[float]], y_pred: list[list[float]]) -> dict[str, float]:
+    """SLDBench's metrics with explicit loops: rows pooled, outputs averaged."""
+    n, outputs = len(y_true), len(y_true[0])
+    nmse_sum = nmae_sum = 0.0
+    for j in range(outputs):
+        truth = [row[j] for row in y_true]
+        guess = [row[j] for row in y_pred]
+        mean = sum(truth) / n
+        variance = sum((t - mean) ** 2 for t in truth) / n  # np.var: population variance
+        mean_abs_deviation = sum(abs(t - mean) for t in truth) / n
+        mse = sum((g - t) ** 2 for g, t in zip(guess, truth)) / n
+        mae = sum(abs(g - t) for g, t in zip(guess, truth)) / n
+        nmse_sum += mse / variance
+        nmae_sum += mae / mean_abs_deviation
+    nmse, nmae = nmse_sum / outputs, nmae_sum / outputs
+    return {"nmse": nmse, "nmae": nmae, "r2": 1.0 - nmse}
+
+
+@pytest.fixture(scope="module")
+def synthetic_predictions():
+    """SYNTHETIC targets (3 outputs, 2 groups of different scale) and noisy predictions."""
+    rng = np.random.default_rng(0)
+    y_true = np.column_stack([rng.uniform(2, 4, 30), rng.uniform(-1, 0, 30), rng.uniform(10, 50, 30)])
+    y_pred = y_true + rng.normal(0, [0.1, 0.05, 3.0], size=y_true.shape)
+    groups = np.array(["small"] * 12 + ["large"] * 18, dtype=object)
+    return y_true, y_pred, groups
+
+
+def test_single_output_matches_the_hand_computation(synthetic_predictions):
+    y_true, y_pred, _ = synthetic_predictions
+    metrics = score(y_true[:, 0], y_pred[:, 0])
+    expected = sldbench_by_hand(y_true[:, :1].tolist(), y_pred[:, :1].tolist())
+    assert metrics.r2 == pytest.approx(expected["r2"], rel=1e-12)
+    assert metrics.nmse == pytest.approx(expected["nmse"], rel=1e-12)
+    assert metrics.nmae == pytest.approx(expected["nmae"], rel=1e-12)
+    assert metrics.n == 30 and not metrics.failed
+
+
+def test_multi_output_metrics_average_the_per_output_ratios(synthetic_predictions):
+    y_true, y_pred, _ = synthetic_predictions
+    metrics = score(y_true, y_pred)
+    expected = sldbench_by_hand(y_true.tolist(), y_pred.tolist())
+    assert metrics.nmse == pytest.approx(expected["nmse"], rel=1e-12)
+    assert metrics.nmae == pytest.approx(expected["nmae"], rel=1e-12)
+    assert metrics.r2 == pytest.approx(expected["r2"], rel=1e-12)
+    # Averaging ratios is not the ratio of averages: the third output's large
+    # scale must not dominate.
+    pooled_ratio = np.mean((y_pred - y_true) ** 2) / np.mean(np.var(y_true, axis=0))
+    assert not math.isclose(metrics.nmse, pooled_ratio, rel_tol=1e-3)
+
+
+def test_groups_are_pooled_and_only_add_per_group_errors(synthetic_predictions):
+    y_true, y_pred, groups = synthetic_predictions
+    pooled = score(y_true, y_pred)
+    with_groups = score(y_true, y_pred, groups)
+    assert with_groups.r2 == pooled.r2 and with_groups.nmae == pooled.nmae
+    small = groups == "small"
+    errors = with_groups.per_group["small"]
+    assert errors["n"] == 12
+    assert errors["mse"] == pytest.approx(float(np.mean((y_pred[small] - y_true[small]) ** 2)), rel=1e-12)
+    assert errors["mae"] == pytest.approx(float(np.mean(np.abs(y_pred[small] - y_true[small]))), rel=1e-12)
+    assert set(with_groups.per_group) == {"small", "large"}
+
+
+def test_perfect_predictions_score_one(synthetic_predictions):
+    y_true, _, _ = synthetic_predictions
+    metrics = score(y_true, y_true.copy())
+    assert metrics.r2 == 1.0 and metrics.nmse == 0.0 and metrics.nmae == 0.0
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_predictions_fail_and_clip_to_minus_one(synthetic_predictions, bad):
+    y_true, y_pred, _ = synthetic_predictions
+    broken = y_pred.copy()
+    broken[4, 1] = bad
+    metrics = score(y_true, broken)
+    assert metrics.failed
+    assert "1 of 30 rows" in metrics.reason
+    assert math.isnan(metrics.r2)
+    assert metrics.clipped_r2 == FAILED_R2 == -1.0
+
+
+def test_r2_far_below_minus_one_is_clipped_for_averages(synthetic_predictions):
+    y_true, _, _ = synthetic_predictions
+    metrics = score(y_true[:, 0], y_true[:, 0] + 100.0)
+    expected = sldbench_by_hand(y_true[:, :1].tolist(), (y_true[:, :1] + 100.0).tolist())
+    assert metrics.r2 == pytest.approx(expected["r2"], rel=1e-12)
+    assert metrics.r2 < -1000
+    assert not metrics.failed
+    assert metrics.clipped_r2 == -1.0
+
+
+def test_good_r2_is_not_changed_by_clipping(synthetic_predictions):
+    y_true, y_pred, _ = synthetic_predictions
+    metrics = score(y_true, y_pred)
+    assert 0 < metrics.r2 < 1
+    assert metrics.clipped_r2 == metrics.r2
+
+
+def test_mismatched_shapes_and_empty_rows_fail():
+    assert score(np.ones((4, 2)), np.ones((4, 1))).failed
+    empty = score(np.empty((0, 1)), np.empty((0, 1)))
+    assert empty.failed and empty.clipped_r2 == -1.0
+
+
+def test_to_dict_keeps_the_sldbench_fields(synthetic_predictions):
+    y_true, y_pred, groups = synthetic_predictions
+    document = score(y_true, y_pred, groups).to_dict()
+    assert {"r2", "r2_clipped", "nmse", "nmae", "mse", "mae", "n", "failed", "per_group"} <= set(document)
+    assert "per_group" not in score(y_true, y_pred, groups).to_dict(with_groups=False)
