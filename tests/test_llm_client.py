@@ -142,6 +142,14 @@ def test_an_unknown_model_is_a_one_line_error():
     assert "\n" not in str(caught.value)
 
 
+def test_a_reply_that_is_not_a_chat_completion_is_a_one_line_error():
+    with ScriptedLLMServer([Reply(body="<html>a web page</html>")]) as server:
+        with pytest.raises(LLMRequestError, match="not a chat completion.*ends in /v1") as caught:
+            run_calls(fast_config(server.base_url, response_format="text"))
+        assert len(server.chat_requests) == 1
+    assert "\n" not in str(caught.value)
+
+
 def test_rate_limiting_that_never_ends_is_reported():
     with ScriptedLLMServer([Reply.error(429, retry_after="0")] * 3) as server:
         with pytest.raises(LLMUnavailable, match="rate-limiting after 3 attempts"):

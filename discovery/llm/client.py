@@ -47,7 +47,7 @@ class _Attempt(Exception):
 
     def __init__(self, kind: str, message: str, status: int = 0, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.kind = kind  # "status", "timeout" or "connection"
+        self.kind = kind  # "status", "timeout", "connection" or "invalid" (not a chat completion)
         self.message = message
         self.status = status
         self.retry_after = retry_after
@@ -134,7 +134,7 @@ class LLMClient:
                 if may_fall_back and failure.kind == "status" and is_format_rejection(
                         failure.status, failure.message, confirmed):
                     raise  # the caller moves down the ladder
-                retryable = failure.kind != "status" or failure.status in _RETRYABLE_STATUS
+                retryable = failure.kind in ("timeout", "connection") or failure.status in _RETRYABLE_STATUS
                 if not retryable or attempt == attempts - 1:
                     raise self._final_error(failure, attempts=attempt + 1) from None
                 await self._sleep(self._delay(attempt, failure.retry_after))
@@ -172,6 +172,10 @@ class LLMClient:
                 failure = _Attempt("connection", _connection_message(err))
                 self._record(time.perf_counter() - started, format_name, 0, 0, failure.message)
                 raise failure from None
+            except (openai.APIError, ValueError) as err:  # e.g. an HTML page answered with 200
+                failure = _Attempt("invalid", one_line(err, 160))
+                self._record(time.perf_counter() - started, format_name, 0, 0, failure.message)
+                raise failure from None
             latency = time.perf_counter() - started
         content = _content(response)
         prompt_tokens, completion_tokens = _usage(response, messages, content)
@@ -199,6 +203,10 @@ class LLMClient:
             return LLMUnavailable(
                 f"the LLM endpoint {where} gave no answer within {self.config.timeout_s:g} s {tries}; "
                 "check the server or raise the LLM timeout")
+        if failure.kind == "invalid":
+            return LLMRequestError(
+                f"the LLM endpoint {where} answered with something that is not a chat completion "
+                f"({failure.message}); check the base URL (it usually ends in /v1)")
         status = failure.status
         if status in (401, 403):
             return LLMAuthError(
