@@ -150,6 +150,9 @@ class Campaign:
         except KeyboardInterrupt:
             self.archive.set_status(self.campaign_id, "interrupted")
             raise
+        except Exception:
+            self.archive.set_status(self.campaign_id, "failed")
+            raise
         self.archive.set_status(self.campaign_id, "finished")
         best = self.population.best(1)
         return CampaignResult(self.campaign_id, best[0] if best else None, self.evaluated,
@@ -240,6 +243,7 @@ class Campaign:
             parent_ids=proposal.parent_ids, rationale=proposal.rationale, status=status,
             reason=reason, params=result.params, train=result.train, validation=result.validation,
             score=score, diagnostics={**result.diagnostics, "slot": slot}, seconds=result.seconds,
+            llm_call_id=proposal.llm_call_id,
         )
         law_id = self.archive.record(self.campaign_id, entry)
         self.evaluated += 1
@@ -260,7 +264,7 @@ class Campaign:
             proposer=proposal.proposer, operator=proposal.operator, generation=self.generation,
             island=island, parent_ids=proposal.parent_ids, rationale=proposal.rationale,
             status="rejected", reason=reason, params={}, train={}, validation={}, score=None,
-            diagnostics={}, seconds=0.0,
+            diagnostics={}, seconds=0.0, llm_call_id=proposal.llm_call_id,
         ))
 
     def _member(self, law_id: int, law: Law, score: float, validation: dict, params: dict,

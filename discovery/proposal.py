@@ -24,6 +24,7 @@ class Proposal:
     operator: str  # e.g. "library", "mutate_exponent", "crossover", "llm"
     parent_ids: tuple[int, ...] = ()
     rationale: str = ""
+    llm_call_id: int | None = None  # the archived LLM call that wrote it, if any
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Choosing a campaign's proposers from its settings and command-line flags.
 
-The offline symbolic proposer always takes part; a language model joins when
-one is configured (``--proposer llm|mixed``), with its share of the children.
+The offline symbolic proposer takes part unless ``--proposer llm``; a language
+model joins with ``--llm MODEL`` (then ``mixed`` is the default) or
+``--proposer llm|mixed``, with ``llm_share`` of the children when mixed.
 """
 
 from __future__ import annotations
@@ -29,10 +30,36 @@ class ProposerSet:
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags that configure the language-model proposer (none yet: offline only)."""
+    """``--proposer`` and ``--llm-share`` plus the language-model flags."""
+    from discovery.llm import add_llm_arguments as add_model_flags
+
+    parser.add_argument("--proposer", choices=("offline", "llm", "mixed"),
+                        help="who writes candidate laws (default: offline, or mixed when --llm is given)")
+    parser.add_argument("--llm-share", type=float, help="share of LLM children when mixed (default 0.5)")
+    add_model_flags(parser)
+
+
+def proposer_mode(args: argparse.Namespace) -> str:
+    """The proposer mode the flags ask for."""
+    if getattr(args, "proposer", None):
+        return args.proposer
+    return "mixed" if getattr(args, "llm", None) else "offline"
 
 
 def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Namespace,
-                    archive: Archive, campaign_id: int | None) -> ProposerSet:
+                    archive: Archive, campaign_id: int) -> ProposerSet:
+    """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``."""
     offline = OfflineProposer(task.spec, seed=settings.seed)
-    return ProposerSet(weighted=[(offline, 1.0)])
+    if settings.proposer == "offline":
+        return ProposerSet(weighted=[(offline, 1.0)])
+    from discovery.llm import LLMProposer, config_from_args
+
+    config = config_from_args(args)
+    llm = LLMProposer(config, task.spec,
+                      on_call=lambda call: archive.record_llm_call(campaign_id, call),
+                      save_prompts_dir=getattr(args, "save_prompts", None))
+    if settings.proposer == "llm":
+        weighted = [(llm, 1.0)]
+    else:
+        weighted = [(llm, settings.llm_share), (offline, 1.0 - settings.llm_share)]
+    return ProposerSet(weighted=weighted, closers=[llm.close])

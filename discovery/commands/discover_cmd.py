@@ -8,7 +8,7 @@ import sys
 
 from archive import DEFAULT_ARCHIVE, Archive
 from discovery.campaign import Campaign, CampaignResult, Progress
-from discovery.proposers import add_llm_arguments, build_proposers
+from discovery.proposers import add_llm_arguments, build_proposers, proposer_mode
 from discovery.report import best_human_law, score_on_test
 from discovery.settings import CampaignSettings
 from tasks import SLDError, Task, resolve_task
@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     task = resolve_task(args.task, args.task_file)
     with Archive(args.archive) as archive:
         campaign_id, settings = _campaign_settings(args, task, archive)
+        if campaign_id is None:  # create it now, so LLM calls can be archived under it
+            campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"),
+                                                  settings.seed, spec=task.spec)
         proposers = build_proposers(task, settings, args, archive, campaign_id)
         try:
             with _progress_bar(settings, quiet=args.quiet) as on_progress:
@@ -70,9 +73,9 @@ def _campaign_settings(args, task: Task, archive: Archive) -> tuple[int | None, 
         overrides["budget"] = args.budget
     if args.minutes is not None:
         overrides["minutes"] = args.minutes
-    proposer = getattr(args, "proposer", None)
-    if proposer:
-        overrides["proposer"] = proposer
+    overrides["proposer"] = proposer_mode(args)
+    if getattr(args, "llm_share", None) is not None:
+        overrides["llm_share"] = args.llm_share
     return None, CampaignSettings(**overrides)
 
 

@@ -40,6 +40,7 @@ class ChatReply:
     response_format: str
     prompt_tokens: int
     completion_tokens: int
+    call: LLMCall | None = None  # the usage record of the request that produced it
 
 
 class _Attempt(Exception):
@@ -179,8 +180,8 @@ class LLMClient:
             latency = time.perf_counter() - started
         content = _content(response)
         prompt_tokens, completion_tokens = _usage(response, messages, content)
-        self._record(latency, format_name, prompt_tokens, completion_tokens, "")
-        return ChatReply(content, format_name, prompt_tokens, completion_tokens)
+        call = self._record(latency, format_name, prompt_tokens, completion_tokens, "")
+        return ChatReply(content, format_name, prompt_tokens, completion_tokens, call)
 
     def _record(self, latency: float, format_name: str, prompt_tokens: int, completion_tokens: int,
                 error: str) -> None:

@@ -99,6 +99,7 @@ class LLMProposer:
         self._client: LLMClient | None = None
         self._runner: _LoopThread | None = None
         self._finalizer: weakref.finalize | None = None
+        self._call_ids: dict[int, int] = {}
 
     # -- Proposer protocol ----------------------------------------------------
     def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
@@ -126,7 +127,9 @@ class LLMProposer:
                     raise error
             return []  # every call was refused by the budget
         parents = tuple(scored.law_id for scored in context.parents)
-        return self._proposals(replies, parents)[:n]
+        proposals = self._proposals(replies, parents)[:n]
+        self._call_ids.clear()
+        return proposals
 
     def drain_failures(self) -> list[Failure]:
         """Formulas rejected since the last call, with the parser's reasons; clears the list."""
@@ -198,16 +201,23 @@ class LLMProposer:
                 proposals.append(Proposal(
                     formula=law.text, proposer="llm", operator="llm", parent_ids=parents,
                     rationale=one_line(candidate.rationale, _MAX_RATIONALE),
+                    llm_call_id=self._call_ids.get(id(reply.call)) if reply.call else None,
                 ))
         return proposals
 
     def _deliver_records(self) -> None:
-        """Hand the records of finished requests to ``on_call`` on the caller's thread."""
+        """Hand the records of finished requests to ``on_call`` on the caller's thread.
+
+        Whatever ``on_call`` returns (the archive's id of the call) is kept, so the
+        laws a reply produced can point at the call and its token counts.
+        """
         records = list(self._records)
         self._records.clear()
         if self.on_call is not None:
             for record in records:
-                self.on_call(record)
+                call_id = self.on_call(record)
+                if isinstance(call_id, int):
+                    self._call_ids[id(record)] = call_id
 
     def _save(self, requests: list[list[dict[str, str]]], outcomes: list[ChatReply | BaseException]) -> None:
         """Write each call's prompt and raw reply to ``save_prompts_dir`` (``--save-prompts DIR``)."""
