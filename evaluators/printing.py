@@ -2,16 +2,18 @@
 
 Proposers that edit laws as SymPy trees must hand text back to the loop, and
 that text goes through ``parse_law`` again.  SymPy's own printers emit names
-our parser does not know (``E``, ``pi``, ``Heaviside``, ``Piecewise``,
+our parser does not know (``pi``, ``zoo``, ``Heaviside``, ``Piecewise``,
 ``Dummy`` symbols) or would read differently (``E`` is a free parameter to
-us), so this printer writes only what the formula syntax has: numbers,
-feature and parameter names, ``+ - * / **`` and the functions exp, log, sqrt,
-abs, tanh, min and max.  Anything else raises ``UnprintableError``.
+us, SymPy's ``E`` is Euler's number), so this printer writes only what the
+formula syntax has: numbers, feature and parameter names, ``+ - * / **`` and
+the functions exp, log, sqrt, abs, tanh, min and max.  Anything else raises
+``UnprintableError``.
 
 Printing is exact: floats use their shortest round-trip ``repr``, rationals
-print as ``p/q`` and large integers as sums of products small enough for the
-parser to keep as integers, so ``parse_law(law_to_text(law.outputs), spec)``
-has the same canonical key as ``law``.
+print as ``p/q``, large integers as arithmetic on literals small enough for
+the parser to keep as integers, and products are ordered so that re-parsing
+does not expand them.  So ``parse_law(law_to_text(law.outputs), spec)`` has
+the same canonical key as ``law`` for every law ``parse_law`` returns.
 """
 
 from __future__ import annotations
@@ -151,49 +153,57 @@ def _mul(expr: sympy.Mul) -> tuple[str, int]:
 def _mul_positive(
     coefficient: sympy.Number, factors: tuple[sympy.Expr, ...], signed: bool
 ) -> tuple[str, int]:
-    """A product with a positive leading number, written as numerator/denominator."""
-    numerator: list[tuple[str, int]] = []
-    denominator: list[str] = []
-    # Compared by identity: Float(1.0) == 1 in SymPy, but 1.0*x is not x.
-    if coefficient.is_Rational and not coefficient.is_Integer:
-        if coefficient.p != 1:
-            numerator.append(_integer(int(coefficient.p)))
-        denominator.append(_wrap(*_integer(int(coefficient.q)), _POW))
-    elif coefficient is not sympy.S.One:
-        numerator.append(_number(coefficient))
-    leading_number = signed or bool(numerator)
-    top_factors = [f for f in factors if not (f.is_Pow and f.exp.could_extract_minus_sign())]
-    for factor in factors:
-        if factor.is_Pow and factor.exp.could_extract_minus_sign():
-            denominator.append(_wrap(*_print(sympy.Pow(factor.base, -factor.exp)), _POW))
-    numerator.extend(_product_after_number(top_factors) if leading_number else map(_print, top_factors))
-    if len(numerator) == 1 and not denominator:
-        return numerator[0]
-    top = "*".join(_wrap(text, precedence, _MUL) for text, precedence in numerator) or "1"
-    if not denominator:
-        return top, _MUL
-    bottom = denominator[0] if len(denominator) == 1 else "(" + "*".join(denominator) + ")"
-    return f"{top}/{bottom}", _MUL
+    """A product with a positive leading number: ``number*factors/denominator``.
 
-
-def _product_after_number(factors: list[sympy.Expr]) -> list[tuple[str, int]]:
-    """Factors to print after a number, ordered so that parsing does not distribute.
-
-    SymPy expands ``2*(x + 1)`` into ``2*x + 2`` whenever a number meets a sum
-    as the only two factors of a product, and Python multiplies left to
-    right, so the factor printed next to the number must not be a sum; when
-    every factor is a sum, they are grouped in parentheses.
+    Python multiplies left to right and SymPy expands a product of exactly a
+    number and a sum (``2*(x + 1)`` becomes ``2*x + 2``), so the factor printed
+    next to the number is never a sum: a plain factor goes first, and when
+    every factor is a sum they are grouped in parentheses with the
+    denominator.  ``signed`` says a minus sign will precede the text, which
+    acts like a number.
     """
-    if not factors:
-        return []
-    first_plain = next((i for i, f in enumerate(factors) if not f.is_Add), None)
-    if first_plain is None:
-        if len(factors) == 1:
-            return [_print(factors[0])]
-        grouped = "*".join(_wrap(*_print(f), _MUL) for f in factors)
-        return [(f"({grouped})", _ATOM)]
-    ordered = [factors[first_plain], *factors[:first_plain], *factors[first_plain + 1:]]
-    return [_print(f) for f in ordered]
+    # Compared by identity: Float(1.0) == 1 in SymPy, but 1.0*x is not x.
+    number = None if coefficient is sympy.S.One else _wrap(*_number(coefficient), _MUL)
+    items, rest = _combine_log_bases(factors)  # (text, precedence, is a sum)
+    inverted = []
+    for factor in rest:
+        if factor.is_Pow and factor.exp.could_extract_minus_sign():
+            inverted.append(sympy.Pow(factor.base, -factor.exp))
+        else:
+            items.append((*_print(factor), factor.is_Add))
+    items.sort(key=lambda item: item[2])  # stable: a non-sum factor first, if any
+    top = [_wrap(text, precedence, _MUL) for text, precedence, _ in items]
+    bottom = [_wrap(*_print(f), _POW) for f in inverted]
+    bottom_text = "" if not bottom else "/" + (bottom[0] if len(bottom) == 1 else "(" + "*".join(bottom) + ")")
+    if (number is not None or signed) and items and items[0][2]:
+        grouped = f"({'*'.join(top)}{bottom_text})"
+        return (f"{number}*{grouped}" if number else grouped), (_MUL if number else _ATOM)
+    if not bottom and len(items) + (number is not None) == 1:
+        return items[0][:2] if number is None else _number(coefficient)
+    return ("*".join(([number] if number else []) + top) or "1") + bottom_text, _MUL
+
+
+def _combine_log_bases(factors: tuple[sympy.Expr, ...]) -> tuple[list[tuple[str, int, bool]], list[sympy.Expr]]:
+    """Pairs ``log(x) * log(b)**-1`` back into ``log(x, b)``; returns (printed pairs, other factors).
+
+    The parser builds ``log2(x)``, ``log10(x)`` and ``log(x, b)`` as exactly
+    that product but folds a bare ``log(2)`` into a float, so the pair must be
+    printed as one call for the law to read back the same.
+    """
+    rest = list(factors)
+    items: list[tuple[str, int, bool]] = []
+    for factor in factors:
+        is_base = (factor.is_Pow and factor.exp == -1 and isinstance(factor.base, sympy.log)
+                   and factor.base.args[0].is_Number and factor.base.args[0].is_positive)
+        log_factor = next((f for f in rest if isinstance(f, sympy.log)), None) if is_base else None
+        if log_factor is None:
+            continue
+        rest.remove(factor)
+        rest.remove(log_factor)
+        argument, base = _print(log_factor.args[0])[0], factor.base.args[0]
+        named = {2: "log2", 10: "log10"}.get(int(base)) if base.is_Integer else None
+        items.append((f"{named}({argument})" if named else f"log({argument}, {_print(base)[0]})", _ATOM, False))
+    return items, rest
 
 
 def _pow(expr: sympy.Pow) -> tuple[str, int]:
