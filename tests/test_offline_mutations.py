@@ -188,3 +188,16 @@ def test_unknown_operator_is_an_error():
     _, mutator = setup("sft_scaling_law")
     with pytest.raises(ValueError, match="unknown mutation operator"):
         mutator.mutate(law("sft_scaling_law", "A/D**alpha + E"), np.random.default_rng(0), "teleport")
+    with pytest.raises(ValueError, match="unknown operator"):
+        Mutator(profile_task(load_task("sft_scaling_law").spec), weights={"teleport": 1.0})
+
+
+def test_children_with_two_lone_parameters_side_by_side_are_refused():
+    spec, mutator = setup("chinchilla_epoch_replication")
+    parent = law("chinchilla_epoch_replication", "E + A/N**alpha")
+    A, C, E, G, alpha = (parse_law(f"{n}*N", spec).params[0] for n in ("A", "C", "E", "G", "alpha"))
+    N = parent.features[0]
+    assert mutator.finish((E + A * C * N**-alpha,), "test", "", (parent,)) is None  # A*C is one parameter
+    assert mutator.finish((E + G + A * N**-alpha,), "test", "", (parent,)) is None  # so is E + G
+    kept = mutator.finish((E + A * N**-alpha + A * C,), "test", "", (parent,))  # A also stands elsewhere
+    assert kept is not None and kept.law.n_params == 4

@@ -26,7 +26,7 @@ import sympy
 from discovery.offline.names import NameAllocator
 from discovery.offline.pieces import ParamPool, coordinate, random_piece
 from discovery.offline.profile import FeatureInfo, TaskProfile
-from discovery.offline.trees import Node, has_any, pick, replace_at, select
+from discovery.offline.trees import Node, has_any, pick, replace_at, select, walk
 from evaluators.formula import FormulaError, Law, parse_law
 from evaluators.printing import expression_to_text, law_to_text
 
@@ -48,6 +48,16 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 # Operators that always add at least one parameter.
 GROWING = frozenset({"add_term", "wrap_saturation", "param_to_power", "add_interaction", "add_offset"})
 _SIGNIFICANT_DIGITS = 3
+
+
+def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """``weights`` as a dict if they name known operators only, are >= 0 and not all 0."""
+    unknown = set(weights) - set(DEFAULT_WEIGHTS)
+    if unknown:
+        raise ValueError(f"unknown operator(s) {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
+    if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
+        raise ValueError("operator weights must be >= 0 with at least one positive")
+    return dict(weights)
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,7 @@ class Mutator:
                  weights: Mapping[str, float] | None = None) -> None:
         self.profile = profile
         self.names = names or NameAllocator(profile.spec)
-        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
-        unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
-        if unknown:
-            raise ValueError(f"unknown mutation operator(s): {', '.join(sorted(unknown))}")
+        self.weights = check_weights(DEFAULT_WEIGHTS if weights is None else weights)
         self.feature_symbols = frozenset(f.symbol for f in profile.features)
         self._operators: dict[str, Callable[[_Work], _Edit | None]] = {
             "replace_subtree": self._replace_subtree,
@@ -164,9 +171,8 @@ class Mutator:
             return self._swap_outputs(first, second, rng)
         index = int(rng.integers(len(first.outputs)))
         receiver, donor = first.outputs[index], second.outputs[index]
-        has_feature = self._has_feature
-        sites = select(receiver, lambda n: n.depth > 0 and has_feature(n))
-        grafts = select(donor, has_feature)
+        sites = select(receiver, lambda n: n.depth > 0 and self._has_feature(n))
+        grafts = select(donor, self._has_feature)
         site, graft = pick(rng, sites), pick(rng, grafts)
         if site is None or graft is None:
             return None
@@ -195,7 +201,28 @@ class Mutator:
             return None
         if law.n_params == 0 and any(p.n_params for p in parents):
             return None
+        if self._has_redundant_params(law.outputs):
+            return None
         return Child(law, operator, detail)
+
+    def _has_redundant_params(self, outputs: Outputs) -> bool:
+        """Whether two lone parameters sit side by side in one sum or product (``A*C``, ``E + C``).
+
+        Such a pair is one degree of freedom written twice: the fit cannot
+        tell them apart, and the law costs a parameter more than it should.
+        """
+        occurrences: dict[sympy.Symbol, int] = {}
+        for output in outputs:
+            for node in walk(output):
+                if node.expr.is_Symbol and node.expr not in self.feature_symbols:
+                    occurrences[node.expr] = occurrences.get(node.expr, 0) + 1
+        for output in outputs:
+            for node in walk(output):
+                if node.expr.is_Add or node.expr.is_Mul:
+                    lone = sum(1 for a in node.expr.args if occurrences.get(a) == 1)
+                    if lone >= 2:
+                        return True
+        return False
 
     # -- helpers --------------------------------------------------------------
     def _has_feature(self, node: Node) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from discovery.offline.library import LibraryEntry, build_library
-from discovery.offline.mutations import DEFAULT_WEIGHTS, Child, Mutator
+from discovery.offline.mutations import DEFAULT_WEIGHTS, Child, Mutator, check_weights
 from discovery.offline.names import NameAllocator
 from discovery.offline.profile import TaskProfile, profile_task
 from discovery.proposal import Proposal, ProposalContext, Scored
@@ -44,12 +44,7 @@ class OfflineSettings(BaseModel):
     @field_validator("operator_weights")
     @classmethod
     def _known_operators(cls, weights: dict[str, float]) -> dict[str, float]:
-        unknown = set(weights) - set(DEFAULT_WEIGHTS)
-        if unknown:
-            raise ValueError(f"unknown operator(s) {sorted(unknown)}; known: {sorted(DEFAULT_WEIGHTS)}")
-        if any(w < 0 for w in weights.values()) or not any(w > 0 for w in weights.values()):
-            raise ValueError("operator weights must be >= 0 with at least one positive")
-        return weights
+        return check_weights(weights)
 
 
 class OfflineProposer:
