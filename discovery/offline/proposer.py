@@ -51,7 +51,8 @@ class OfflineProposer:
     """Proposes laws for one task from a family library and symbolic edits of parents.
 
     ``seed`` makes it deterministic: the same sequence of calls with the same
-    contexts gives the same proposals.  ``train`` (training rows only) lets it
+    contexts gives the same proposals (unless a batch hits
+    ``max_seconds_per_batch`` and stops early).  ``train`` (training rows only) lets it
     read each feature's sign from data instead of the spec's words; without
     it, the first ``propose`` call reads them from ``context.task.train``.
     ``seeds`` are starting formulas (e.g. published laws, only when the
