@@ -4,20 +4,22 @@ Discovery uses the key to skip a candidate it has already evaluated before any
 fitting.  SymPy orders the arguments of sums and products by symbol name, so
 naively renaming parameters in order of appearance is not stable.  Instead each
 parameter gets a name-free signature (the expression with that parameter
-marked and every other parameter blurred into one symbol); parameters are
-renamed in signature order, and ties are broken by trying their permutations
-and keeping the smallest printed form.
+marked, the parameters already renamed under their new names, and every other
+parameter blurred into one symbol).  The parameter with the smallest signature
+is renamed next, and the signatures of the rest are recomputed knowing it, so
+that ties (such as the terms of ``a*N**b + c*N**d``) are broken by structure,
+never by the original names.  A tie that survives refinement is a symmetry of
+the law, so whichever tied parameter is renamed first gives the same result.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
-import math
 
 import sympy
 
-_MAX_PERMUTATIONS = 720
+_BLUR = sympy.Symbol("_p", real=True)
+_MARK = sympy.Symbol("_q", real=True)
 
 
 def canonical_key(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, ...]) -> str:
@@ -27,29 +29,31 @@ def canonical_key(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, .
 
 def canonical_form(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, ...]) -> str:
     """The law printed with its parameters renamed canonically (``_c0``, ``_c1``...)."""
-    if not params:
-        return _print(outputs)
-    blur = sympy.Symbol("_p", real=True)
-    mark = sympy.Symbol("_q", real=True)
-    signatures = {}
-    for param in params:
-        others = {p: blur for p in params if p != param}
-        others[param] = mark
-        signatures[param] = _print(tuple(o.xreplace(others) for o in outputs))
-    ordered = sorted(params, key=lambda p: signatures[p])
-    tie_groups = [list(g) for _, g in itertools.groupby(ordered, key=lambda p: signatures[p])]
     names = [sympy.Symbol(f"_c{i}", real=True) for i in range(len(params))]
+    renamed: dict[sympy.Symbol, sympy.Symbol] = {}
+    remaining = list(params)
+    while remaining:
+        signatures = {p: _signature(outputs, renamed, p, remaining) for p in remaining}
+        ranked = sorted(remaining, key=signatures.__getitem__)
+        if len(set(signatures.values())) == len(ranked):
+            # All distinct: the order is fixed by structure alone.
+            renamed.update(zip(ranked, names[len(renamed):]))
+            break
+        renamed[ranked[0]] = names[len(renamed)]
+        remaining = ranked[1:]
+    return _print(tuple(o.xreplace(renamed) for o in outputs))
 
-    n_perms = math.prod(math.factorial(len(g)) for g in tie_groups)
-    if n_perms == 1 or n_perms > _MAX_PERMUTATIONS:
-        return _print(tuple(o.xreplace(dict(zip(ordered, names))) for o in outputs))
-    best = None
-    for choice in itertools.product(*(itertools.permutations(g) for g in tie_groups)):
-        sequence = [p for group in choice for p in group]
-        printed = _print(tuple(o.xreplace(dict(zip(sequence, names))) for o in outputs))
-        if best is None or printed < best:
-            best = printed
-    return best
+
+def _signature(
+    outputs: tuple[sympy.Expr, ...],
+    renamed: dict[sympy.Symbol, sympy.Symbol],
+    param: sympy.Symbol,
+    remaining: list[sympy.Symbol],
+) -> str:
+    replacement = {p: _BLUR for p in remaining}
+    replacement.update(renamed)
+    replacement[param] = _MARK
+    return _print(tuple(o.xreplace(replacement) for o in outputs))
 
 
 def _print(outputs: tuple[sympy.Expr, ...]) -> str:

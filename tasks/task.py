@@ -134,13 +134,18 @@ def _build_task(spec: TaskSpec, csv_path: Path) -> Task:
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     if not path.is_file():
         raise TaskError(f"data file {str(path)!r} not found; fix 'csv' in the task file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise TaskError(f"{path.name}: the file is empty; it needs a header row") from None
-        records = [row for row in reader if row]
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except UnicodeDecodeError:
+        raise TaskError(f"{path.name}: not UTF-8 text; save the table as a UTF-8 CSV") from None
+    except csv.Error as err:
+        raise TaskError(f"{path.name}: not a readable CSV ({err}); fix the file") from None
+    if not rows:
+        raise TaskError(f"{path.name}: the file is empty; it needs a header row")
+    header = [h.strip() for h in rows[0]]
+    records = rows[1:]
     if not records:
         raise TaskError(f"{path.name}: no data rows below the header")
     for number, row in enumerate(records, start=2):
