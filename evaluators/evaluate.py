@@ -11,7 +11,7 @@ Two entry points, deliberately separate:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from evaluators.fitting import FitOptions, LawFitter
 from evaluators.formula import Law
@@ -71,6 +71,19 @@ def evaluate_on_test(law: Law, task: Task, options: FitOptions | None = None) ->
 def evaluate_on_validation(
     law: Law, task: TrainingTask, split: ValidationSplit, options: FitOptions | None = None
 ) -> Evaluation:
-    """Fit on the training rows outside the validation set, score on the validation set."""
-    fit_rows, validation_rows = split.apply(task)
-    return fit_and_score(law, fit_rows, validation_rows, options)
+    """Fit on smaller-scale training rows, score on the larger ones, for every fold.
+
+    The returned ``held_out`` metrics are the first fold's (the largest-scale
+    rows), except ``nmse``/``r2``, which are averaged over the folds: that
+    mean is what selection ranks laws by.
+    """
+    evaluations = [fit_and_score(law, fit, held, options) for fit, held in split.fold_pairs(task)]
+    first = evaluations[0]
+    failed = [e for e in evaluations if e.failed]
+    if failed:
+        return replace(first, failed=True, reason=failed[0].reason or "a validation fold failed")
+    nmse = sum(e.held_out.nmse for e in evaluations) / len(evaluations)
+    held_out = replace(first.held_out, nmse=nmse, r2=1.0 - nmse)
+    folds = [{"n": e.held_out.n, "nmse": e.held_out.nmse} for e in evaluations]
+    return replace(first, held_out=held_out, seconds=sum(e.seconds for e in evaluations),
+                   diagnostics={**first.diagnostics, "folds": folds})
