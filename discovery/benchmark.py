@@ -22,6 +22,7 @@ from discovery.campaign import Campaign
 from discovery.offline import OfflineProposer
 from discovery.report import best_human_law, score_on_test
 from discovery.settings import CampaignSettings
+from evaluators.fitting import FitOptions
 from tasks import curated_names, load_task
 
 # SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
@@ -64,7 +65,7 @@ def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, a
         result = campaign.run()
     if result.best is None:
         return -1.0, "", result.seconds, result.evaluated
-    final = score_on_test(result.best.formula, task, settings.fit)
+    final = score_on_test(result.best.formula, task, FitOptions(seed=settings.seed))
     return final.evaluation.held_out.clipped_r2, result.best.formula, result.seconds, result.evaluated
 
 
@@ -79,7 +80,7 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
                 log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
                     f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
-            human = best_human_law(load_task(name), settings.fit)
+            human = best_human_law(load_task(name), FitOptions())
             outcomes.append(TaskOutcome(
                 task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,
