@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass
 
 from discovery import reporting
-from discovery.commands.eval_cmd import add_task_file_argument
 from evaluators.evaluate import Evaluation, evaluate_on_test
 from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, parse_law
@@ -64,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "space its authors fit: linear or log) and score them on the test rows.",
     )
     parser.add_argument("--tasks", nargs="+", metavar="NAME", help="only these curated tasks (default: all)")
-    add_task_file_argument(parser)
+    parser.add_argument("--task-file", metavar="FILE",
+                        help="your own task (TOML with [[human_laws]], see README 'Your own data'); "
+                        "curated tasks are then run only if --tasks names them")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON array (one document per task) instead of a table")
