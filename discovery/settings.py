@@ -31,4 +31,7 @@ class CampaignSettings(BaseModel):
     seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
     proposer: Literal["offline", "llm", "mixed"] = "offline"
     llm_share: float = Field(default=0.5, ge=0, le=1, description="share of LLM children when mixed")
-    fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)
+    # Robust fits (Huber on log residuals when targets are positive), as in Epoch AI's
+    # Chinchilla replication: real run tables hold diverged and misread runs.
+    fit: FitOptions = FitOptions(loss="huber", space="auto", huber_delta=1e-2,
+                                 n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)

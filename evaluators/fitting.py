@@ -56,8 +56,11 @@ class FitOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     loss: Literal["squared", "huber"] = "squared"
-    space: Literal["linear", "log"] = "linear"
-    huber_delta: float = Field(default=1e-3, gt=0)
+    space: Literal["linear", "log", "auto"] = Field(
+        default="linear", description="'auto': log residuals when every target is positive")
+    huber_delta: float = Field(
+        default=1e-3, gt=0, description="Huber threshold: absolute on log residuals, "
+        "relative to the median |target| on linear ones")
     n_starts: int = Field(default=64, ge=1, description="Sobol starts per nonlinear parameter")
     n_refine: int = Field(default=12, ge=1, description="best starts refined by variable projection")
     n_polish: int = Field(default=3, ge=1, description="best refined starts polished jointly")
@@ -107,9 +110,13 @@ class LawFitter:
         start = time.perf_counter()
         deadline = start + self.options.max_seconds
         y_positive = bool(np.all(rows.y > 0))
+        self.space_ = ("log" if y_positive else "linear") if self.options.space == "auto" else self.options.space
+        # On linear residuals a Huber threshold is relative to the targets' magnitude.
+        self._huber_scale = self.options.huber_delta * (
+            1.0 if self.space_ == "log" else max(float(np.median(np.abs(rows.y))), 1e-12))
         fits: dict[str, GroupFit] = {}
         for name, group in rows.by_group().items():
-            if self.options.space == "log" and not y_positive:
+            if self.space_ == "log" and not y_positive:
                 fits[name] = _failed(group, "log-space fitting needs positive targets; use space='linear'")
                 continue
             fits[name] = self._fit_group(group, deadline)
@@ -270,7 +277,7 @@ class LawFitter:
     def _residuals(self, block: _Block, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
         k = len(block.outputs)
         values = block.value_and_jacobian(X, theta)[:k]
-        if self.options.space == "log":
+        if self.space_ == "log":
             with np.errstate(all="ignore"):
                 return (np.log(values) - np.log(y)).reshape(-1)
         return (values - y).reshape(-1)
@@ -279,7 +286,7 @@ class LawFitter:
         k, m = len(block.outputs), len(block.params)
         values = block.value_and_jacobian(X, theta)
         jac = values[k:].reshape(k, m, -1).transpose(0, 2, 1).reshape(-1, m)
-        if self.options.space == "log":
+        if self.space_ == "log":
             with np.errstate(all="ignore"):
                 jac = jac / values[:k].reshape(-1, 1)
         return np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
@@ -288,7 +295,7 @@ class LawFitter:
         if not np.all(np.isfinite(residuals)):
             return math.inf
         if self.options.loss == "huber":
-            delta = self.options.huber_delta
+            delta = self._huber_scale
             z = (residuals / delta) ** 2
             rho = np.where(z <= 1, z, 2 * np.sqrt(z) - 1)
             return float(0.5 * delta**2 * rho.sum())
@@ -309,7 +316,7 @@ class LawFitter:
                     jac=lambda t: self._jacobian(block, X, y, t),
                     method="trf",
                     loss=loss,
-                    f_scale=self.options.huber_delta if loss == "huber" else 1.0,
+                    f_scale=self._huber_scale if loss == "huber" else 1.0,
                     x_scale="jac",
                     max_nfev=self.options.max_nfev,
                 )
