@@ -125,3 +125,34 @@ def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
 
 def default_tasks() -> list[str]:
     return curated_names()
+
+
+def configure_cli(parser) -> None:
+    """Flags of ``sld bench discover``."""
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=300, help="candidates per campaign")
+    parser.add_argument("--minutes", type=float, default=4.0, help="wall-time cap per campaign")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
+                        help="start from the family library alone, with the human law added, or both")
+    parser.add_argument("--throughput-task", default="sft_scaling_law",
+                        help="task for the 1-vs-2-worker throughput figure ('' to skip)")
+
+
+def run_cli(args) -> int:
+    """``sld bench discover``: the table of test R² and the throughput figure."""
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    names = args.tasks or default_tasks()
+    modes = {"library": [False], "human": [True], "both": [False, True]}[args.mode]
+    for with_human in modes:
+        title = ("with the human law as a starting point" if with_human else "from the family library alone")
+        print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
+              f"{args.workers} workers, seeds {args.seeds}", flush=True)
+        outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
+        print(format_table(outcomes, f"test R² ({title})"), flush=True)
+    if args.throughput_task:
+        rates = throughput(args.throughput_task, settings)
+        print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
+              f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
+    return 0

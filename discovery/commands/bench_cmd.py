@@ -131,3 +131,19 @@ def _fit_table(comparisons: list[FitterComparison], repeats: int):
 
 register_bench_subcommand("fit", "time LawFitter against a naive multi-start and SLDBench's BFGS",
                           configure_fit, run_fit)
+
+
+def _configure_discover(parser: argparse.ArgumentParser) -> None:
+    from discovery.benchmark import configure_cli
+
+    configure_cli(parser)
+
+
+def _run_discover(args: argparse.Namespace) -> int:
+    from discovery.benchmark import run_cli
+
+    return run_cli(args)
+
+
+register_bench_subcommand("discover", "offline campaigns on the curated tasks, several seeds: test R² table",
+                          _configure_discover, _run_discover)
