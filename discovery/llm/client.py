@@ -184,14 +184,17 @@ class LLMClient:
         return ChatReply(content, format_name, prompt_tokens, completion_tokens, call)
 
     def _record(self, latency: float, format_name: str, prompt_tokens: int, completion_tokens: int,
-                error: str) -> None:
+                error: str) -> LLMCall:
+        """Count the request against the budget, report it through ``on_call`` and return its record."""
         cost = self.config.cost_usd(prompt_tokens, completion_tokens)
         self.budget.add_usage(prompt_tokens + completion_tokens, cost)
+        call = LLMCall(
+            model=self.config.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            latency_s=latency, cost_usd=cost, ok=not error, error=error, response_format=format_name,
+        )
         if self.on_call is not None:
-            self.on_call(LLMCall(
-                model=self.config.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                latency_s=latency, cost_usd=cost, ok=not error, error=error, response_format=format_name,
-            ))
+            self.on_call(call)
+        return call
 
     def _final_error(self, failure: _Attempt, attempts: int) -> Exception:
         where = self.endpoint
