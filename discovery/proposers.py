@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from archive import Archive
 from discovery.offline import OfflineProposer
 from discovery.proposal import Proposer
 from discovery.settings import CampaignSettings
 from tasks import Task
+
+if TYPE_CHECKING:  # the LLM package is imported only when a campaign uses it
+    from discovery.llm import LLMConfig
 
 
 @dataclass
@@ -46,15 +50,27 @@ def proposer_mode(args: argparse.Namespace) -> str:
     return "mixed" if getattr(args, "llm", None) else "offline"
 
 
+def llm_config(settings: CampaignSettings, args: argparse.Namespace) -> "LLMConfig | None":
+    """The language model's settings if the campaign uses one; ``LLMConfigError`` if they are unusable.
+
+    Called before a campaign is created, so a missing key or model leaves no empty campaign behind.
+    """
+    if settings.proposer == "offline":
+        return None
+    from discovery.llm import config_from_args
+
+    return config_from_args(args)
+
+
 def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Namespace,
                     archive: Archive, campaign_id: int) -> ProposerSet:
     """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``."""
     offline = OfflineProposer(task.spec, seed=settings.seed)
-    if settings.proposer == "offline":
+    config = llm_config(settings, args)
+    if config is None:
         return ProposerSet(weighted=[(offline, 1.0)])
-    from discovery.llm import LLMProposer, config_from_args
+    from discovery.llm import LLMProposer
 
-    config = config_from_args(args)
     llm = LLMProposer(config, task.spec,
                       on_call=lambda call: archive.record_llm_call(campaign_id, call),
                       save_prompts_dir=getattr(args, "save_prompts", None))

@@ -8,7 +8,7 @@ import sys
 
 from archive import DEFAULT_ARCHIVE, Archive
 from discovery.campaign import Campaign, CampaignResult, Progress
-from discovery.proposers import add_llm_arguments, build_proposers, proposer_mode
+from discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
 from discovery.report import best_human_law, final_fit_options, score_on_test
 from discovery.settings import CampaignSettings
 from evaluators.fitting import FitOptions
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     task = resolve_task(args.task, args.task_file)
     with Archive(args.archive) as archive:
         campaign_id, settings = _campaign_settings(args, task, archive)
+        llm_config(settings, args)  # refuse unusable LLM settings before creating the campaign
         if campaign_id is None:  # create it now, so LLM calls can be archived under it
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"),
                                                   settings.seed, spec=task.spec)
