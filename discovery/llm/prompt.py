@@ -81,9 +81,12 @@ def syntax_example(spec: TaskSpec) -> str:
 
 
 def _laws(laws: tuple[Scored, ...], limit: int, shown: set[int], options: PromptOptions) -> str:
-    """Numbered laws with scores and fitted parameters, skipping ones shown in an earlier section."""
-    fresh = [law for law in laws if law.law_id not in shown][:limit]
-    shown.update(law.law_id for law in fresh)
+    """Numbered laws with scores and fitted parameters, each shown once (tournaments repeat parents)."""
+    fresh: list[Scored] = []
+    for law in laws:
+        if len(fresh) < limit and law.law_id not in shown:
+            shown.add(law.law_id)
+            fresh.append(law)
     if not fresh:
         return "(none yet)"
     return "\n".join(_law_entry(scored, options) for scored in fresh)
