@@ -23,7 +23,8 @@ from archive import Archive, Entry, NewEntry
 from discovery.population import Member, Population
 from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
 from discovery.settings import CampaignSettings
-from discovery.workers import CandidateResult, EvaluationPool
+from discovery.workers import CandidateResult, EvaluationPool, evaluate_formula
+from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, Law, parse_law
 from evaluators.validation import ValidationSplit
 from tasks import TrainingTask
@@ -85,7 +86,8 @@ class Campaign:
         self.proposers = [(p, w) for p, w in proposers if w > 0]
         self.starting_laws = tuple(starting_laws)
         self.on_progress = on_progress
-        self.split = ValidationSplit(fraction=settings.validation_fraction, seed=settings.seed)
+        self.split = ValidationSplit(fraction=settings.validation_fraction, seed=settings.seed,
+                                     folds=settings.validation_folds, outlier_fence=settings.outlier_fence)
         self.population = Population(settings.islands, settings.island_size)
         self.seen: set[str] = set()
         self.failures: list[Failure] = []
@@ -153,10 +155,25 @@ class Campaign:
         except Exception:
             self.archive.set_status(self.campaign_id, "failed")
             raise
+        best = self._final_choice()
         self.archive.set_status(self.campaign_id, "finished")
-        best = self.population.best(1)
-        return CampaignResult(self.campaign_id, best[0] if best else None, self.evaluated,
+        return CampaignResult(self.campaign_id, best, self.evaluated,
                               self.rejected, time.monotonic() - start, stop_reason)
+
+    def _final_choice(self) -> Member | None:
+        """Re-score the best few laws with full-effort fits; the cheap search fits were for ranking."""
+        finalists = self.population.best(self.settings.finalists)
+        if len(finalists) <= 1:
+            return finalists[0] if finalists else None
+        full = FitOptions(seed=self.settings.seed, loss=self.settings.fit.loss, space=self.settings.fit.space,
+                          huber_delta=self.settings.fit.huber_delta)
+        rescored = []
+        for member in finalists:
+            result = evaluate_formula(member.law.text, self.task, self.split, full)
+            score = selection_score(result.validation, member.complexity, self.settings.complexity_penalty) \
+                if result.status == "ok" else None
+            rescored.append((score if score is not None else member.score, member))
+        return min(rescored, key=lambda pair: pair[0])[1]
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]

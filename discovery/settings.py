@@ -27,11 +27,12 @@ class CampaignSettings(BaseModel):
     parents_per_proposal: int = Field(default=2, ge=1)
     initial_population: int = Field(default=40, ge=1)
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+    validation_folds: int = Field(default=2, ge=1, description="rolling-origin validation folds")
+    outlier_fence: float | None = Field(default=3.0, gt=0, description="IQRs; held-out runs beyond are not scored")
     complexity_penalty: float = Field(default=0.004, ge=0, description="relative score penalty per node")
     seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
     proposer: Literal["offline", "llm", "mixed"] = "offline"
     llm_share: float = Field(default=0.5, ge=0, le=1, description="share of LLM children when mixed")
-    # Robust fits (Huber on log residuals when targets are positive), as in Epoch AI's
-    # Chinchilla replication: real run tables hold diverged and misread runs.
-    fit: FitOptions = FitOptions(loss="huber", space="auto", huber_delta=1e-2,
-                                 n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)
+    # A cheaper search per candidate than a one-off fit; the finalists are refitted in full.
+    fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)
+    finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
