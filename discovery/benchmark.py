@@ -22,7 +22,6 @@ from discovery.campaign import Campaign
 from discovery.offline import OfflineProposer
 from discovery.report import best_human_law, final_fit_options, score_on_test
 from discovery.settings import CampaignSettings
-from evaluators.fitting import FitOptions
 from tasks import curated_names, load_task
 
 # SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
@@ -80,7 +79,7 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
                 log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
                     f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
-            human = best_human_law(load_task(name), FitOptions())
+            human = best_human_law(load_task(name))
             outcomes.append(TaskOutcome(
                 task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from evaluators.evaluate import Evaluation, evaluate_on_test
 from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, parse_law
-from tasks import Task
+from tasks import HumanLaw, Task
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,52 @@ def score_on_test(formula: str, task: Task, options: FitOptions) -> FinalScore:
     return FinalScore(formula, evaluate_on_test(law, task, options))
 
 
-def best_human_law(task: Task, options: FitOptions) -> FinalScore | None:
-    """The task's published law with the best test R² (None if it has none).
+@dataclass(frozen=True)
+class HumanLawResult:
+    """One published law of a task, fitted on its training rows and scored on its test rows."""
 
-    Fitted as SLDBench scores human laws (squared error, in the space the law
-    was published for), so the figure matches ``sld baselines``.
+    human: HumanLaw
+    options: FitOptions
+    evaluation: Evaluation
+
+    @property
+    def formula(self) -> str:
+        return self.human.formula
+
+    def to_dict(self) -> dict:
+        from discovery import reporting
+
+        return {
+            "name": self.human.name,
+            "citation": self.human.citation,
+            "note": self.human.note,
+            "space": self.human.space,
+            **reporting.evaluation_document(self.evaluation, self.options),
+        }
+
+
+def evaluate_human_laws(task: Task, seed: int = 0) -> list[HumanLawResult]:
+    """Fit and test-score each of the task's human laws as SLDBench scores them.
+
+    Squared error, in the space the law was published for (``HumanLaw.space``).
     """
-    best = None
+    results = []
     for human in task.spec.human_laws:
         try:
             law = parse_law(human.formula, task.spec)
-        except FormulaError:
-            continue
-        evaluation = evaluate_on_test(law, task, options.model_copy(update={"space": human.space}))
-        if best is None or evaluation.held_out.clipped_r2 > best.evaluation.held_out.clipped_r2:
-            best = FinalScore(human.formula, evaluation)
-    return best
+        except FormulaError as err:
+            raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
+        options = FitOptions(space=human.space, seed=seed)
+        results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
+    return results
+
+
+def best_result(results: list[HumanLawResult]) -> HumanLawResult:
+    """The law with the highest clipped test R² (a failure counts as −1)."""
+    return max(results, key=lambda r: r.evaluation.held_out.clipped_r2)
+
+
+def best_human_law(task: Task, seed: int = 0) -> HumanLawResult | None:
+    """The task's published law with the best test R² (None if it has none)."""
+    results = evaluate_human_laws(task, seed)
+    return best_result(results) if results else None

@@ -6,7 +6,6 @@ User tasks here are synthetic: small CSVs written to ``tmp_path`` by the tests.
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from pathlib import Path
 
 import numpy as np

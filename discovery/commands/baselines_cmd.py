@@ -10,49 +10,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 
 from discovery import reporting
-from evaluators.evaluate import Evaluation, evaluate_on_test
-from evaluators.fitting import FitOptions
-from evaluators.formula import FormulaError, parse_law
-from tasks import HumanLaw, Task, curated_names, load_task, load_task_file
-
-
-@dataclass(frozen=True)
-class HumanLawResult:
-    """One published law of a task, fitted on its training rows and scored on its test rows."""
-
-    human: HumanLaw
-    options: FitOptions
-    evaluation: Evaluation
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.human.name,
-            "citation": self.human.citation,
-            "note": self.human.note,
-            "space": self.human.space,
-            **reporting.evaluation_document(self.evaluation, self.options),
-        }
-
-
-def evaluate_human_laws(task: Task, seed: int = 0) -> list[HumanLawResult]:
-    """Fit and test-score each of the task's human laws, in the space its authors used."""
-    results = []
-    for human in task.spec.human_laws:
-        try:
-            law = parse_law(human.formula, task.spec)
-        except FormulaError as err:
-            raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
-        options = FitOptions(space=human.space, seed=seed)
-        results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
-    return results
-
-
-def best_result(results: list[HumanLawResult]) -> HumanLawResult:
-    """The law with the highest clipped test R² (a failure counts as −1)."""
-    return max(results, key=lambda r: r.evaluation.held_out.clipped_r2)
+from discovery.report import HumanLawResult, best_result, evaluate_human_laws
+from tasks import Task, curated_names, load_task, load_task_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

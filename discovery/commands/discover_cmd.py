@@ -11,7 +11,6 @@ from discovery.campaign import Campaign, CampaignResult, Progress
 from discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
 from discovery.report import best_human_law, final_fit_options, score_on_test
 from discovery.settings import CampaignSettings
-from evaluators.fitting import FitOptions
 from tasks import SLDError, Task, resolve_task
 
 
@@ -120,7 +119,7 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
         raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
                        "check the data, or raise --budget")
     final = score_on_test(result.best.formula, task, final_fit_options(settings))
-    human = best_human_law(task, FitOptions(seed=settings.seed))
+    human = best_human_law(task, settings.seed)
     document.update({
         "formula": result.best.formula,
         "law_id": result.best.law_id,
