@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                                                   settings.seed, spec=task.spec)
         proposers = build_proposers(task, settings, args, archive, campaign_id)
         try:
-            with _progress_bar(settings, quiet=args.quiet) as on_progress:
+            with _ProgressBar(settings, quiet=args.quiet) as on_progress:
                 starting = [h.formula for h in task.spec.human_laws] if settings.seed_human_laws else []
                 campaign = Campaign(task.training_view(), settings, archive, proposers.weighted,
                                     campaign_id=campaign_id, starting_laws=starting, on_progress=on_progress)
@@ -80,7 +80,7 @@ def _campaign_settings(args, task: Task, archive: Archive) -> tuple[int | None, 
     return None, CampaignSettings(**overrides)
 
 
-class _progress_bar:
+class _ProgressBar:
     """A rich progress bar on stderr showing the best validation R² so far."""
 
     def __init__(self, settings: CampaignSettings, quiet: bool) -> None:
