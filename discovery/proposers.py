@@ -69,11 +69,15 @@ def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Names
     config = llm_config(settings, args)
     if config is None:
         return ProposerSet(weighted=[(offline, 1.0)])
-    from discovery.llm import LLMProposer
+    from discovery.llm import LLMProposer, Spent
 
+    # Non-zero when resuming, so budgets cover the whole campaign; failed requests were retries of a call.
+    usage = archive.llm_usage(campaign_id)
+    spent = Spent(calls=usage.calls - usage.failed_calls, tokens=usage.prompt_tokens + usage.completion_tokens,
+                  cost_usd=usage.cost_usd)
     llm = LLMProposer(config, task.spec,
                       on_call=lambda call: archive.record_llm_call(campaign_id, call),
-                      save_prompts_dir=getattr(args, "save_prompts", None))
+                      save_prompts_dir=getattr(args, "save_prompts", None), spent=spent)
     if settings.proposer == "llm":
         weighted = [(llm, 1.0)]
     else:

@@ -27,11 +27,11 @@ class Budget:
     """
 
     def __init__(self, max_calls: int | None = None, max_tokens: int | None = None,
-                 max_cost_usd: float | None = None) -> None:
+                 max_cost_usd: float | None = None, spent: Spent | None = None) -> None:
         self.max_calls = max_calls
         self.max_tokens = max_tokens
         self.max_cost_usd = max_cost_usd
-        self._spent = Spent()
+        self._spent = spent or Spent()  # a resumed campaign starts from what it already used
         self._lock = threading.Lock()
 
     @property

@@ -73,7 +73,8 @@ class LLMProposer:
     says so: an LLM-only campaign then ends as "exhausted", a mixed one goes
     on offline.  ``propose`` raises an ``LLMError`` only when the endpoint
     cannot answer at all (refused key, unreachable, unknown model); it never
-    raises for bad model output.
+    raises for bad model output.  ``spent`` is what earlier runs of a resumed
+    campaign used, so that its budgets cover the whole campaign.
     """
 
     name = "llm"
@@ -85,13 +86,14 @@ class LLMProposer:
         on_call: Callable[[LLMCall], None] | None = None,
         save_prompts_dir: str | Path | None = None,
         prompt_options: PromptOptions | None = None,
+        spent: Spent | None = None,
     ) -> None:
         self.config = config
         self.spec = spec
         self.on_call = on_call
         self.prompt_options = prompt_options or PromptOptions()
         self.save_prompts_dir = Path(save_prompts_dir) if save_prompts_dir else None
-        self.budget = Budget(config.max_calls, config.max_tokens, config.max_cost_usd)
+        self.budget = Budget(config.max_calls, config.max_tokens, config.max_cost_usd, spent)
         self._schema = candidates_json_schema()
         self._failures: list[Failure] = []
         self._records: list[LLMCall] = []
