@@ -66,14 +66,19 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = No
     if not np.all(np.isfinite(y_pred)):
         bad = int(np.sum(~np.all(np.isfinite(y_pred), axis=1)))
         return Metrics.failure(n, f"the law predicts NaN or inf on {bad} of {n} rows")
+    with np.errstate(all="ignore"):  # a wild law overflows to inf, which the caller sees as a poor score
+        return _finite_scores(y_true, y_pred, groups)
+
+
+def _finite_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None) -> Metrics:
+    n = len(y_true)
     error = y_pred - y_true
     mse = np.mean(error**2, axis=0)
     mae = np.mean(np.abs(error), axis=0)
     variance = np.var(y_true, axis=0)
     mad = np.mean(np.abs(y_true - y_true.mean(axis=0)), axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nmse = float(np.mean(mse / variance))
-        nmae = float(np.mean(mae / mad))
+    nmse = float(np.mean(mse / variance))
+    nmae = float(np.mean(mae / mad))
     per_group = {}
     if groups is not None:
         for group in dict.fromkeys(np.asarray(groups).tolist()):
