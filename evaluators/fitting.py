@@ -328,11 +328,6 @@ class LawFitter:
         return theta0, start_cost, int(result.nfev)
 
 
-def fit_law(law: Law, rows: Rows, options: FitOptions | None = None) -> LawFitter:
-    """Convenience: construct a ``LawFitter`` and fit it."""
-    return LawFitter(law, options).fit(rows)
-
-
 def _failed(rows: Rows, reason: str) -> GroupFit:
     return GroupFit({}, math.inf, math.inf, len(rows), 0, 0, failed=True, reason=reason)
 

@@ -33,10 +33,6 @@ class ValidationSplit:
     folds: int = 2
     outlier_fence: float | None = 3.0  # in interquartile ranges; None scores every held-out row
 
-    def apply(self, task: TrainingTask) -> tuple[Rows, Rows]:
-        """The first fold: (rows to fit on, the largest-scale validation rows)."""
-        return self.fold_pairs(task)[0]
-
     def fold_pairs(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         """Every fold's (fit rows, validation rows), all from ``task.train`` only."""
         rows = task.train
