@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sympy
@@ -23,7 +23,7 @@ from archive import Archive, Entry, NewEntry
 from discovery.population import Member, Population
 from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
 from discovery.settings import CampaignSettings
-from discovery.workers import CandidateResult, EvaluationPool, evaluate_formula
+from discovery.workers import CandidateResult, EvaluationPool
 from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, Law, parse_law
 from evaluators.validation import ValidationSplit
@@ -167,13 +167,19 @@ class Campaign:
             return finalists[0] if finalists else None
         full = FitOptions(seed=self.settings.seed, loss=self.settings.fit.loss, space=self.settings.fit.space,
                           huber_delta=self.settings.fit.huber_delta)
+        # Tasks without a scale are cross-validated on every fold here, not just the search's few.
+        thorough = replace(self.split, all_random_folds=True)
+        timeout = full.max_seconds * len(thorough.fold_pairs(self.task)) + 10.0
+        with EvaluationPool(self.task, thorough, full, self.settings.workers, timeout) as pool:
+            results = dict(pool.evaluate([member.law.text for member in finalists]))
         rescored = []
-        for member in finalists:
-            result = evaluate_formula(member.law.text, self.task, self.split, full)
+        for index, member in enumerate(finalists):
+            result = results[index]
             score = selection_score(result.validation, member.complexity, self.settings.complexity_penalty) \
                 if result.status == "ok" else None
-            rescored.append((score if score is not None else member.score, member))
-        return min(rescored, key=lambda pair: pair[0])[1]
+            # a law whose careful refit fails is not chosen over one whose refit worked
+            rescored.append((score if score is not None else math.inf, index, member))
+        return min(rescored, key=lambda item: item[:2])[2]
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]

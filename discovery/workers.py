@@ -79,7 +79,10 @@ def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSp
             result = evaluate_formula(formula, task, split, options)
         except MemoryError:
             result = CandidateResult("failed", reason="ran out of memory while fitting")
-        connection.send((job_id, result))
+        try:
+            connection.send((job_id, result))
+        except (BrokenPipeError, OSError):
+            return  # the campaign closed the pool while this job ran (time budget spent)
 
 
 @dataclass

@@ -6,7 +6,15 @@ scale features) and fits on the smaller ones.  One such cut is noisy when the
 search compares thousands of laws, so there are ``folds`` rolling-origin cuts:
 fold 1 fits on the smallest 80% and scores the top 20%, fold 2 fits on the
 smallest 60% and scores the next 20%, and so on.  A task with no scale
-feature (e.g. a mixture task) uses seeded random held-out subsets instead.
+feature (e.g. a mixture task) is cut into disjoint seeded random folds of
+``fraction`` of each group (K-fold cross-validation); ``folds`` of them are
+scored, or all of them with ``all_random_folds`` (the campaign's final choice
+among its best laws uses every fold).
+
+A later fold is also left out when it would leave some group fewer than two
+target values per parameter of the task's budget (e.g. 7 runs for a
+4-parameter law per group): the final fit will see all of them, and a flexible
+law judged on so few would be penalised for the fold, not for its form.
 
 Held-out runs whose target lies far outside the bulk of the training targets
 (beyond 3 interquartile ranges of the quartiles, e.g. diverged runs with a
@@ -21,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks import Rows, TrainingTask, largest_scale_mask, random_mask
+from tasks import Rows, TrainingTask, largest_scale_mask, random_fold_labels
 
 
 @dataclass(frozen=True)
@@ -32,27 +40,41 @@ class ValidationSplit:
     seed: int = 0
     folds: int = 2
     outlier_fence: float | None = 3.0  # in interquartile ranges; None scores every held-out row
+    all_random_folds: bool = False  # tasks without a scale: score every fold, not just ``folds``
 
     def fold_pairs(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         """Every fold's (fit rows, validation rows), all from ``task.train`` only."""
         rows = task.train
         columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
         typical = self._typical_targets(rows)
+        if not columns:
+            return self._random_pairs(rows, typical)
         pairs = []
         for fold in range(self.folds):
-            if columns:
-                inner = largest_scale_mask(rows, columns, self.fraction * fold, min_keep=2) \
-                    if fold else np.zeros(len(rows), dtype=bool)
-                outer = largest_scale_mask(rows, columns, self.fraction * (fold + 1), min_keep=2)
-                held, fit = outer & ~inner, ~outer
-            else:
-                held = random_mask(rows, self.fraction, self.seed + fold, min_keep=2)
-                fit = ~held
+            inner = largest_scale_mask(rows, columns, self.fraction * fold, min_keep=2) \
+                if fold else np.zeros(len(rows), dtype=bool)
+            outer = largest_scale_mask(rows, columns, self.fraction * (fold + 1), min_keep=2)
+            held, fit = outer & ~inner, ~outer
             if fold and (not held.any() or _too_few_levels(rows.X[fit], columns)
+                         or _too_few_runs(rows, fit, held, task.spec)
                          or _same_as_earlier(held, pairs, rows)):
                 continue  # a later fold that cannot teach anything new is left out
             scored = held & typical
             pairs.append((rows.select(fit), rows.select(scored if scored.any() else held)))
+        return pairs
+
+    def _random_pairs(self, rows: Rows, typical: np.ndarray) -> list[tuple[Rows, Rows]]:
+        """Disjoint random folds, for tasks with no scale feature to extrapolate along."""
+        n_folds = max(2, round(1 / self.fraction))
+        labels = random_fold_labels(rows, n_folds, self.seed, min_keep=2)
+        scored = n_folds if self.all_random_folds else min(self.folds, n_folds)
+        pairs = []
+        for fold in range(scored):
+            held = labels == fold
+            if fold and not held.any():
+                continue
+            kept = held & typical
+            pairs.append((rows.select(~held), rows.select(kept if kept.any() else held)))
         return pairs
 
     def _typical_targets(self, rows: Rows) -> np.ndarray:
@@ -67,6 +89,23 @@ class ValidationSplit:
 def _too_few_levels(X: np.ndarray, columns: list[int], minimum: int = 3) -> bool:
     """Whether some scale feature has under ``minimum`` distinct values among the fit rows."""
     return any(len(np.unique(X[:, c])) < minimum for c in columns)
+
+
+def _too_few_runs(rows: Rows, fit: np.ndarray, held: np.ndarray, spec) -> bool:
+    """Whether some group would be fitted on too few runs to pin down a law of the task's budget.
+
+    A later fold fits each group on fewer runs than the final fit will; when
+    that leaves under two target values per parameter the budget allows, a
+    flexible law's extrapolation there says more about the fold than about
+    the law, so the fold is left out.  Tasks without a budget are not limited.
+    """
+    if spec.param_budget is None:
+        return False
+    needed = 2 * spec.param_budget
+    for group in np.unique(rows.groups[held]):
+        if np.count_nonzero(fit & (rows.groups == group)) * rows.y.shape[1] < needed:
+            return True
+    return False
 
 
 def _same_as_earlier(held: np.ndarray, pairs: list[tuple[Rows, Rows]], rows: Rows) -> bool:

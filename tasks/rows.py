@@ -94,13 +94,19 @@ def largest_scale_mask(
     return mask
 
 
-def random_mask(rows: Rows, fraction: float, seed: int, min_keep: int = 1) -> np.ndarray:
-    """Mask of a seeded random ``fraction`` of each group's rows (for tasks with no scale)."""
+def random_fold_labels(rows: Rows, n_folds: int, seed: int, min_keep: int = 1) -> np.ndarray:
+    """A seeded fold label (0 … n_folds−1) per row, balanced within each group.
+
+    Each group's rows are shuffled and dealt to the folds in turn, so the folds
+    are disjoint and together cover the group (K-fold cross-validation for
+    tasks with no scale).  Rows of a group with at most ``min_keep`` rows get
+    −1: holding any of them out would leave too few to fit.
+    """
     rng = np.random.default_rng(seed)
-    mask = np.zeros(len(rows), dtype=bool)
+    labels = np.full(len(rows), -1)
     for group in rows.group_names:
         index = np.flatnonzero(rows.groups == group)
-        take = min(max(1, int(round(fraction * len(index)))), len(index) - min_keep)
-        if take > 0:
-            mask[rng.choice(index, size=take, replace=False)] = True
-    return mask
+        if len(index) <= min_keep:
+            continue
+        labels[rng.permutation(index)] = np.arange(len(index)) % n_folds
+    return labels

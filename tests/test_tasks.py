@@ -22,7 +22,7 @@ from tasks import (
     largest_scale_mask,
     load_task,
     load_task_file,
-    random_mask,
+    random_fold_labels,
     resolve_task,
 )
 
@@ -348,15 +348,17 @@ def test_largest_scale_mask_with_two_scale_features_uses_both():
     assert mask.tolist() == [False, False, False, False, True]
 
 
-def test_random_mask_is_seeded_per_group_and_leaves_rows():
+def test_random_fold_labels_are_seeded_disjoint_and_balanced_per_group():
     rows = make_rows(list(range(30)), ["a"] * 20 + ["b"] * 10)
-    first = random_mask(rows, fraction=0.3, seed=7)
-    assert np.array_equal(first, random_mask(rows, fraction=0.3, seed=7))
-    assert not np.array_equal(first, random_mask(rows, fraction=0.3, seed=8))
-    assert first[:20].sum() == 6 and first[20:].sum() == 3
+    first = random_fold_labels(rows, n_folds=5, seed=7)
+    assert np.array_equal(first, random_fold_labels(rows, n_folds=5, seed=7))
+    assert not np.array_equal(first, random_fold_labels(rows, n_folds=5, seed=8))
+    # every row in exactly one fold; each fold takes 4 of a's 20 rows and 2 of b's 10
+    assert sorted(np.bincount(first[:20]).tolist()) == [4] * 5
+    assert sorted(np.bincount(first[20:]).tolist()) == [2] * 5
     small = make_rows([1, 2], ["a", "a"])
-    assert random_mask(small, fraction=0.9, seed=0, min_keep=1).sum() == 1
-    assert not random_mask(small, fraction=0.9, seed=0, min_keep=2).any()
+    assert sorted(random_fold_labels(small, n_folds=5, seed=0, min_keep=1).tolist()) == [0, 1]
+    assert random_fold_labels(small, n_folds=5, seed=0, min_keep=2).tolist() == [-1, -1]
 
 
 def test_rows_by_group_and_select():

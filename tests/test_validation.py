@@ -1,0 +1,80 @@
+"""The validation split: which training rows selection fits on and scores on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from evaluators.validation import ValidationSplit
+from tasks import Rows, TaskSpec, TrainingTask
+
+
+def synthetic_task(runs_per_group: int, n_groups: int = 3, scale: bool = True,
+                   budget: int | None = None, outlier: bool = False) -> TrainingTask:
+    """Synthetic runs (a planted power law); run i of every group has size 10**(i+1)."""
+    sizes = np.tile(10.0 ** np.arange(1, runs_per_group + 1), n_groups)
+    loss = 2 + 5 / sizes**0.3
+    if outlier:
+        loss[runs_per_group - 1] = 50.0  # group 0's largest run "diverged"
+    groups = np.repeat([f"g{i}" for i in range(n_groups)], runs_per_group).astype(object)
+    spec = TaskSpec(
+        name="synthetic_split", description="synthetic planted law",
+        features=[{"column": "size", "symbol": "N", "meaning": "size"}],
+        targets=[{"column": "loss", "meaning": "loss"}], group_column="group", split_column="split",
+        scale=("size",) if scale else (), param_budget=budget,
+    )
+    return TrainingTask(spec=spec, train=Rows(sizes[:, None], loss[:, None], groups), data_path=Path("s.csv"))
+
+
+def _sizes(rows: Rows) -> set[float]:
+    return set(rows.X[:, 0].tolist())
+
+
+def test_rolling_origin_folds_hold_out_the_largest_runs_then_the_next():
+    task = synthetic_task(runs_per_group=10)
+    (fit0, held0), (fit1, held1) = ValidationSplit(fraction=0.2, folds=2).fold_pairs(task)
+    assert _sizes(held0) == {1e9, 1e10} and max(_sizes(fit0)) == 1e8
+    assert _sizes(held1) == {1e7, 1e8} and max(_sizes(fit1)) == 1e6
+    assert len(held0) == len(held1) == 6  # two runs from each of the three groups
+
+
+def test_a_later_fold_is_left_out_when_groups_keep_too_few_runs_for_the_budget():
+    # 10 runs per group: fold 2 fits on 6 runs; a 4-parameter budget needs 8.
+    assert len(ValidationSplit(folds=2).fold_pairs(synthetic_task(10, budget=4))) == 1
+    assert len(ValidationSplit(folds=2).fold_pairs(synthetic_task(10, budget=3))) == 2
+    assert len(ValidationSplit(folds=2).fold_pairs(synthetic_task(10, budget=None))) == 2
+
+
+def test_tasks_without_a_scale_get_disjoint_random_folds():
+    task = synthetic_task(runs_per_group=10, scale=False)
+    pairs = ValidationSplit(fraction=0.2, folds=2).fold_pairs(task)
+    assert len(pairs) == 2
+    held = [set(zip(v.groups.tolist(), v.X[:, 0].tolist())) for _, v in pairs]
+    assert not held[0] & held[1]
+    assert all(len(v) == 6 for _, v in pairs)  # 2 of each group's 10 runs
+
+    every = ValidationSplit(folds=2, all_random_folds=True, outlier_fence=None).fold_pairs(task)
+    assert len(every) == 5
+    covered = set().union(*(set(zip(v.groups.tolist(), v.X[:, 0].tolist())) for _, v in every))
+    assert len(covered) == 30  # every training run is scored exactly once
+    for fit, held_rows in every:
+        assert len(fit) + len(held_rows) == 30
+
+
+def test_random_folds_depend_on_the_seed():
+    task = synthetic_task(runs_per_group=10, scale=False)
+    first = ValidationSplit(seed=0).fold_pairs(task)[0][1]
+    again = ValidationSplit(seed=0).fold_pairs(task)[0][1]
+    other = ValidationSplit(seed=1).fold_pairs(task)[0][1]
+    assert np.array_equal(first.X, again.X)
+    assert not np.array_equal(first.X, other.X)
+
+
+def test_extreme_held_out_targets_are_not_scored_unless_the_fence_is_off():
+    task = synthetic_task(runs_per_group=10, outlier=True)
+    fenced_fit, fenced = ValidationSplit(folds=1).fold_pairs(task)[0]
+    assert 50.0 not in fenced.y and len(fenced) == 5
+    assert 50.0 not in fenced_fit.y  # the diverged run is a held-out row, never fitted either
+    _, unfenced = ValidationSplit(folds=1, outlier_fence=None).fold_pairs(task)[0]
+    assert 50.0 in unfenced.y and len(unfenced) == 6
