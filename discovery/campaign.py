@@ -221,7 +221,8 @@ class Campaign:
                 drained = getattr(proposer, "drain_failures", None)
                 if drained is not None:
                     for failure in drained():
-                        rejected = Proposal(failure.formula, proposer.name, proposer.name)
+                        rejected = Proposal(failure.formula, proposer.name, proposer.name,
+                                            failure.parent_ids, llm_call_id=failure.llm_call_id)
                         self._record_rejection(rejected, context.extra.get("island", 0), failure.reason)
         return out
 

@@ -50,6 +50,8 @@ class Failure:
 
     formula: str
     reason: str
+    parent_ids: tuple[int, ...] = ()
+    llm_call_id: int | None = None  # the archived LLM call that wrote it, if any
 
 
 @dataclass(frozen=True)

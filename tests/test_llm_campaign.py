@@ -131,6 +131,10 @@ def test_an_llm_campaign_finds_the_planted_law_among_noise_and_garbage(tmp_path,
     assert rejected[garbage["lambda"]]
     assert "the limit is 2000" in rejected[garbage["huge"][:2000]]
     assert "no formula" in rejected[""]
+    # a rejected formula links to the call that wrote it, like a fitted one
+    for law in laws:
+        if law.status == "rejected":
+            assert law.llm_call_id is not None and law.prompt_tokens in {1000 + i for i in range(8)}
 
 
 def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path, capsys, llm_config_file):

@@ -188,14 +188,15 @@ class LLMProposer:
         proposals: list[Proposal] = []
         seen_keys: set[str] = set()
         for reply in replies:
+            call_id = self._call_ids.get(id(reply.call)) if reply.call else None
             candidates = extract_candidates(reply.content, n_targets=len(self.spec.targets))
             if not candidates:
-                self._failures.append(Failure(formula="", reason=_NO_FORMULA))
+                self._failures.append(Failure("", _NO_FORMULA, parents, call_id))
             for candidate in candidates:
                 try:
                     law = parse_law(candidate.formula, self.spec)
                 except FormulaError as err:
-                    self._failures.append(Failure(formula=candidate.formula[:2000], reason=str(err)))
+                    self._failures.append(Failure(candidate.formula[:2000], str(err), parents, call_id))
                     continue
                 if law.key in seen_keys:
                     continue
@@ -203,7 +204,7 @@ class LLMProposer:
                 proposals.append(Proposal(
                     formula=law.text, proposer="llm", operator="llm", parent_ids=parents,
                     rationale=one_line(candidate.rationale, _MAX_RATIONALE),
-                    llm_call_id=self._call_ids.get(id(reply.call)) if reply.call else None,
+                    llm_call_id=call_id,
                 ))
         return proposals
 
