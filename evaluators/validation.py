@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks import Rows, TrainingTask, largest_scale_mask, random_fold_labels
+from tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def _too_few_levels(X: np.ndarray, columns: list[int], minimum: int = 3) -> bool
     return any(len(np.unique(X[:, c])) < minimum for c in columns)
 
 
-def _too_few_runs(rows: Rows, fit: np.ndarray, held: np.ndarray, spec) -> bool:
+def _too_few_runs(rows: Rows, fit: np.ndarray, held: np.ndarray, spec: TaskSpec) -> bool:
     """Whether some group would be fitted on too few runs to pin down a law of the task's budget.
 
     A later fold fits each group on fewer runs than the final fit will; when
