@@ -20,9 +20,15 @@ from evaluators.evaluate import evaluate_on_validation
 from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, parse_law
 from evaluators.validation import ValidationSplit
-from tasks import TrainingTask
+from tasks import SLDError, TrainingTask
 
 _MEMORY_LIMIT_BYTES = 4 << 30
+_STARTUP_TIMEOUT_S = 120.0
+_READY = "ready"
+
+
+class WorkerStartError(SLDError):
+    """A worker process died or hung before it could take its first formula."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSp
         resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT_BYTES, _MEMORY_LIMIT_BYTES))
     except (ImportError, ValueError, OSError):
         pass
+    connection.send(_READY)
     while True:
         try:
             job = connection.recv()
@@ -107,7 +114,12 @@ class EvaluationPool:
         # One BLAS thread per worker: the workers are the parallelism.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
-        self._workers = [self._start() for _ in range(self.n_workers)]
+        try:
+            for _ in range(self.n_workers):
+                self._workers.append(self._start())
+        except WorkerStartError:
+            self.close()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -133,7 +145,28 @@ class EvaluationPool:
         )
         process.start()
         child.close()
+        self._await_ready(process, parent)
         return _Worker(process, parent)
+
+    @staticmethod
+    def _await_ready(process: multiprocessing.process.BaseProcess, connection: Connection) -> None:
+        """Wait for a new worker's hello, so that a worker that cannot start fails loudly, once.
+
+        Without this, a worker dying at start-up would look like a candidate
+        crashing its fit, and the pool would restart it for every candidate.
+        """
+        try:
+            ready = connection.poll(_STARTUP_TIMEOUT_S) and connection.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if ready:
+            return
+        process.kill()
+        process.join()
+        raise WorkerStartError(
+            f"a worker process exited while starting (exit code {process.exitcode}); a script that "
+            "runs a campaign must start it under `if __name__ == \"__main__\":` (worker processes "
+            "re-import the script), or set workers=0 to evaluate in-process")
 
     def _restart(self, worker: _Worker) -> None:
         worker.process.kill()
