@@ -114,9 +114,10 @@ class EvaluationPool:
         # One BLAS thread per worker: the workers are the parallelism.
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(name, "1")
+        self._workers = [self._spawn() for _ in range(self.n_workers)]  # they start in parallel
         try:
-            for _ in range(self.n_workers):
-                self._workers.append(self._start())
+            for worker in self._workers:
+                self._await_ready(worker.process, worker.connection)
         except WorkerStartError:
             self.close()
             raise
@@ -138,14 +139,14 @@ class EvaluationPool:
                 worker.process.join()
         self._workers = []
 
-    def _start(self) -> _Worker:
+    def _spawn(self) -> _Worker:
+        """Start a worker process without waiting for it (see ``_await_ready``)."""
         parent, child = self._context.Pipe()
         process = self._context.Process(
             target=_worker_main, args=(child, self.task, self.split, self.options), daemon=True
         )
         process.start()
         child.close()
-        self._await_ready(process, parent)
         return _Worker(process, parent)
 
     @staticmethod
@@ -172,7 +173,8 @@ class EvaluationPool:
         worker.process.kill()
         worker.process.join()
         worker.connection.close()
-        fresh = self._start()
+        fresh = self._spawn()
+        self._await_ready(fresh.process, fresh.connection)
         worker.process, worker.connection, worker.job = fresh.process, fresh.connection, None
 
     def evaluate(self, formulas: list[str]) -> Iterator[tuple[int, CandidateResult]]:
