@@ -20,7 +20,7 @@ from pathlib import Path
 from archive import Archive
 from discovery.campaign import Campaign
 from discovery.offline import OfflineProposer
-from discovery.report import best_human_law, final_fit_options, score_on_test
+from discovery.report import best_human_law, score_on_test
 from discovery.settings import CampaignSettings
 from tasks import curated_names, load_task
 
@@ -64,7 +64,7 @@ def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, a
         result = campaign.run()
     if result.best is None:
         return -1.0, "", result.seconds, result.evaluated
-    final = score_on_test(result.best.formula, task, final_fit_options(settings))
+    final = score_on_test(result.best.formula, task, settings.full_fit())
     return final.evaluation.held_out.clipped_r2, result.best.formula, result.seconds, result.evaluated
 
 

@@ -24,7 +24,6 @@ from discovery.population import Member, Population
 from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
 from discovery.settings import CampaignSettings
 from discovery.workers import CandidateResult, EvaluationPool
-from evaluators.fitting import FitOptions
 from evaluators.formula import FormulaError, Law, parse_law
 from evaluators.validation import ValidationSplit
 from tasks import TrainingTask
@@ -165,8 +164,7 @@ class Campaign:
         finalists = self.population.best(self.settings.finalists)
         if len(finalists) <= 1:
             return finalists[0] if finalists else None
-        full = FitOptions(seed=self.settings.seed, loss=self.settings.fit.loss, space=self.settings.fit.space,
-                          huber_delta=self.settings.fit.huber_delta)
+        full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.
         thorough = replace(self.split, all_random_folds=True)
         timeout = full.max_seconds * len(thorough.fold_pairs(self.task)) + 10.0

@@ -24,14 +24,6 @@ class FinalScore:
     evaluation: Evaluation
 
 
-def final_fit_options(settings) -> FitOptions:
-    """The campaign's loss and space, with the full-effort search of a one-off fit."""
-    full = FitOptions()
-    return settings.fit.model_copy(update={
-        "n_starts": full.n_starts, "n_refine": full.n_refine, "n_polish": full.n_polish,
-        "max_seconds": full.max_seconds, "seed": settings.seed})
-
-
 def score_on_test(formula: str, task: Task, options: FitOptions) -> FinalScore:
     law = parse_law(formula, task.spec)
     return FinalScore(formula, evaluate_on_test(law, task, options))

@@ -37,3 +37,13 @@ class CampaignSettings(BaseModel):
     # A cheaper search per candidate than a one-off fit; the finalists are refitted in full.
     fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0)
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
+
+    def full_fit(self) -> FitOptions:
+        """The campaign's loss and space with a one-off fit's full-effort search.
+
+        Used to re-score the finalists and for the final refit on all training rows.
+        """
+        full = FitOptions()
+        return self.fit.model_copy(update={
+            "n_starts": full.n_starts, "n_refine": full.n_refine, "n_polish": full.n_polish,
+            "max_seconds": full.max_seconds, "seed": self.seed})

@@ -117,7 +117,7 @@ class EvaluationPool:
         self._workers = [self._spawn() for _ in range(self.n_workers)]  # they start in parallel
         try:
             for worker in self._workers:
-                self._await_ready(worker.process, worker.connection)
+                self._await_ready(worker)
         except WorkerStartError:
             self.close()
             raise
@@ -150,12 +150,13 @@ class EvaluationPool:
         return _Worker(process, parent)
 
     @staticmethod
-    def _await_ready(process: multiprocessing.process.BaseProcess, connection: Connection) -> None:
+    def _await_ready(worker: _Worker) -> None:
         """Wait for a new worker's hello, so that a worker that cannot start fails loudly, once.
 
         Without this, a worker dying at start-up would look like a candidate
         crashing its fit, and the pool would restart it for every candidate.
         """
+        process, connection = worker.process, worker.connection
         try:
             ready = connection.poll(_STARTUP_TIMEOUT_S) and connection.recv() == _READY
         except (EOFError, OSError):
@@ -174,7 +175,7 @@ class EvaluationPool:
         worker.process.join()
         worker.connection.close()
         fresh = self._spawn()
-        self._await_ready(fresh.process, fresh.connection)
+        self._await_ready(fresh)
         worker.process, worker.connection, worker.job = fresh.process, fresh.connection, None
 
     def evaluate(self, formulas: list[str]) -> Iterator[tuple[int, CandidateResult]]:

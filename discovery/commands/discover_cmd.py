@@ -9,7 +9,7 @@ import sys
 from archive import DEFAULT_ARCHIVE, Archive
 from discovery.campaign import Campaign, CampaignResult, Progress
 from discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
-from discovery.report import best_human_law, final_fit_options, score_on_test
+from discovery.report import best_human_law, score_on_test
 from discovery.settings import CampaignSettings
 from tasks import SLDError, Task, resolve_task
 
@@ -118,7 +118,7 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
     if result.best is None:
         raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
                        "check the data, or raise --budget")
-    final = score_on_test(result.best.formula, task, final_fit_options(settings))
+    final = score_on_test(result.best.formula, task, settings.full_fit())
     human = best_human_law(task, settings.seed)
     document.update({
         "formula": result.best.formula,
