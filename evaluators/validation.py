@@ -5,7 +5,11 @@ holds out each group's largest-scale *training* runs (by the task's declared
 scale features) and fits on the smaller ones.  One such cut is noisy when the
 search compares thousands of laws, so there are ``folds`` rolling-origin cuts:
 fold 1 fits on the smallest 80% and scores the top 20%, fold 2 fits on the
-smallest 60% and scores the next 20%, and so on.  A task with no scale
+smallest 60% and scores the next 20%, and so on.  With several scale features
+the next run may be larger in all of them (more compute) or in just one (more
+tokens for the same model), so the cuts rotate over the joint scale (mean
+percentile rank) and each feature alone, and every one of these axes gets a
+fold.  A task with no scale
 feature (e.g. a mixture task) is cut into disjoint seeded random folds of
 ``fraction`` of each group (K-fold cross-validation); ``folds`` of them are
 scored, or all of them with ``all_random_folds`` (the campaign's final choice
@@ -49,11 +53,14 @@ class ValidationSplit:
         typical = self._typical_targets(rows)
         if not columns:
             return self._random_pairs(rows, typical)
+        # fold k cuts along axis k mod A, k // A cuts deep
+        axes = [columns] + [[c] for c in columns] if len(columns) > 1 else [columns]
         pairs = []
-        for fold in range(self.folds):
-            inner = largest_scale_mask(rows, columns, self.fraction * fold, min_keep=2) \
-                if fold else np.zeros(len(rows), dtype=bool)
-            outer = largest_scale_mask(rows, columns, self.fraction * (fold + 1), min_keep=2)
+        for fold in range(max(self.folds, len(axes))):
+            axis, depth = axes[fold % len(axes)], fold // len(axes)
+            inner = largest_scale_mask(rows, axis, self.fraction * depth, min_keep=2) \
+                if depth else np.zeros(len(rows), dtype=bool)
+            outer = largest_scale_mask(rows, axis, self.fraction * (depth + 1), min_keep=2)
             held, fit = outer & ~inner, ~outer
             if fold and (not held.any() or _too_few_levels(rows.X[fit], columns)
                          or _too_few_runs(rows, fit, held, task.spec)

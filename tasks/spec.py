@@ -64,8 +64,9 @@ class TaskSpec(_Frozen):
 
     ``scale`` names the feature column(s) that measure scale.  Discovery holds
     out the largest-scale training runs of each group as validation, so that
-    selection rewards extrapolation; with no scale feature it cross-validates
-    on disjoint seeded random folds instead.
+    selection rewards extrapolation (with several scale features, along their
+    joint scale and along each one alone); with no scale feature it
+    cross-validates on disjoint seeded random folds instead.
     """
 
     name: str

@@ -39,6 +39,30 @@ def test_rolling_origin_folds_hold_out_the_largest_runs_then_the_next():
     assert len(held0) == len(held1) == 6  # two runs from each of the three groups
 
 
+def test_each_of_several_scale_features_gets_its_own_extrapolation_fold():
+    # A 10 x 10 grid of (N, D) runs: the next run may be larger in N or in D.
+    n, d = np.meshgrid(10.0 ** np.arange(1, 11), 10.0 ** np.arange(1, 11), indexing="ij")
+    X = np.column_stack([n.ravel(), d.ravel()])
+    y = (2 + 5 / X[:, 0] ** 0.3 + 3 / X[:, 1] ** 0.2)[:, None]
+    spec = TaskSpec(
+        name="synthetic_grid", description="synthetic planted law on an N x D grid",
+        features=[{"column": "n", "symbol": "N", "meaning": "size"},
+                  {"column": "d", "symbol": "D", "meaning": "data"}],
+        targets=[{"column": "loss", "meaning": "loss"}], split_column="split", scale=("n", "d"),
+    )
+    task = TrainingTask(spec=spec, train=Rows(X, y, np.full(len(X), "all", dtype=object)), data_path=Path("g.csv"))
+    (fit_j, held_j), (fit_n, held_n), (fit_d, held_d) = ValidationSplit(fraction=0.2, folds=1).fold_pairs(task)
+    # on this grid the joint (mean-rank) scale orders runs as N·D does; ties stay together
+    assert 20 <= len(held_j) < 30 and min(held_j.X.prod(axis=1)) > max(fit_j.X.prod(axis=1))
+    assert set(held_n.X[:, 0]) == {1e9, 1e10} and set(held_n.X[:, 1]) == set(10.0 ** np.arange(1, 11))
+    assert max(fit_n.X[:, 0]) == 1e8
+    assert set(held_d.X[:, 1]) == {1e9, 1e10} and max(fit_d.X[:, 1]) == 1e8
+    # folds beyond one per axis cut deeper along each axis in turn
+    pairs = ValidationSplit(fraction=0.2, folds=6).fold_pairs(task)
+    assert len(pairs) == 6
+    assert [sorted(set(v.X[:, axis])) for (_, v), axis in zip(pairs[4:], [0, 1])] == [[1e7, 1e8], [1e7, 1e8]]
+
+
 def test_a_later_fold_is_left_out_when_groups_keep_too_few_runs_for_the_budget():
     # 10 runs per group: fold 2 fits on 6 runs; a 4-parameter budget needs 8.
     assert len(ValidationSplit(folds=2).fold_pairs(synthetic_task(10, budget=4))) == 1
