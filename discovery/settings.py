@@ -27,8 +27,9 @@ class CampaignSettings(BaseModel):
     parents_per_proposal: int = Field(default=2, ge=1)
     initial_population: int = Field(default=40, ge=1)
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
-    validation_folds: int = Field(default=2, ge=1, description="rolling-origin validation folds "
-                                  "(random folds scored in the search, for tasks without a scale)")
+    validation_folds: int = Field(default=2, ge=1, description="rolling-origin validation folds (at least one per "
+                                  "extrapolation axis: the joint scale and each of several scale features; "
+                                  "random folds scored in the search, for tasks without a scale)")
     outlier_fence: float | None = Field(default=3.0, gt=0, description="IQRs; held-out runs beyond are not scored")
     complexity_penalty: float = Field(default=0.004, ge=0, description="relative score penalty per node")
     seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
