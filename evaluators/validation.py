@@ -9,9 +9,9 @@ smallest 60% and scores the next 20%, and so on.  With several scale features
 the next run may be larger in all of them (more compute) or in just one (more
 tokens for the same model), so the cuts rotate over the joint scale (mean
 percentile rank) and each feature alone, and every one of these axes gets a
-fold.  A task with no scale
-feature (e.g. a mixture task) is cut into disjoint seeded random folds of
-``fraction`` of each group (K-fold cross-validation); ``folds`` of them are
+fold.  A task with no scale feature (e.g. a mixture task) is cut into
+disjoint seeded random folds of ``fraction`` of each group (K-fold
+cross-validation); ``folds`` of them are
 scored, or all of them with ``all_random_folds`` (the campaign's final choice
 among its best laws uses every fold).
 
