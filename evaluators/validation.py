@@ -11,9 +11,9 @@ tokens for the same model), so the cuts rotate over the joint scale (mean
 percentile rank) and each feature alone, and every one of these axes gets a
 fold.  A task with no scale feature (e.g. a mixture task) is cut into
 disjoint seeded random folds of ``fraction`` of each group (K-fold
-cross-validation); ``folds`` of them are
-scored, or all of them with ``all_random_folds`` (the campaign's final choice
-among its best laws uses every fold).
+cross-validation); ``folds`` of them are scored, or all of them with
+``all_random_folds`` (the campaign's final choice among its best laws uses
+every fold).
 
 A later fold is also left out when it would leave some group fewer than two
 target values per parameter of the task's budget (e.g. 7 runs for a
@@ -53,8 +53,8 @@ class ValidationSplit:
         typical = self._typical_targets(rows)
         if not columns:
             return self._random_pairs(rows, typical)
-        # fold k cuts along axis k mod A, k // A cuts deep
-        axes = [columns] + [[c] for c in columns] if len(columns) > 1 else [columns]
+        # the joint scale, then each feature alone; fold k cuts along axis k mod A, k // A cuts deep
+        axes = ([columns] + [[c] for c in columns]) if len(columns) > 1 else [columns]
         pairs = []
         for fold in range(max(self.folds, len(axes))):
             axis, depth = axes[fold % len(axes)], fold // len(axes)
