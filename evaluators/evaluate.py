@@ -46,15 +46,21 @@ class Evaluation:
 
 
 def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None) -> Evaluation:
-    """Fit ``law`` per group on ``fit_rows``; score on both row sets."""
+    """Fit ``law`` per group on ``fit_rows``; score on the rows fitted and on ``held_out``.
+
+    The fit metrics leave out the runs the fitter's outlier fence left out
+    (``diagnostics["left_out"]`` counts them).
+    """
     fitter = LawFitter(law, options).fit(fit_rows)
-    fit_metrics = score(fit_rows.y, fitter.predict(fit_rows), fit_rows.groups)
+    fitted = fit_rows.select(fitter.fitted_mask_) if fitter.n_left_out_ else fit_rows
+    fit_metrics = score(fitted.y, fitter.predict(fitted), fitted.groups)
     held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups)
     reason = fitter.failure_reason_ or (held_metrics.reason if held_metrics.failed else "")
     diagnostics = {
         "starts": int(sum(f.n_starts for f in fitter.group_fits_.values())),
         "evaluations": int(sum(f.n_evaluations for f in fitter.group_fits_.values())),
         "cost": float(sum(f.cost for f in fitter.group_fits_.values())),
+        "left_out": fitter.n_left_out_,
     }
     return Evaluation(
         law=law, params=fitter.params_, fit=fit_metrics, held_out=held_metrics,

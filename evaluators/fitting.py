@@ -24,6 +24,12 @@ How a fit works, and why:
    SymPy, on the chosen residuals (linear or log space) and loss (squared or
    Huber, as in Epoch AI's Chinchilla replication).
 
+With ``outlier_fence`` set, training runs whose target lies far outside the
+bulk of the targets (diverged runs) are left out before fitting: under squared
+error a handful of losses of 11 among losses near 2.5 would set every
+parameter.  A group whose runs all lie outside is kept whole (it sits at
+another level; it did not diverge).
+
 Overflow, NaN and singular Jacobians never raise: a group that cannot be
 fitted yields a failed ``GroupFit`` with a reason, and the law's predictions
 for it are NaN.
@@ -45,7 +51,7 @@ from scipy.stats import qmc
 
 from evaluators.compiled import compile_expressions
 from evaluators.formula import Law
-from tasks import Rows
+from tasks import Rows, typical_mask
 
 _MAX_STARTS = 512
 
@@ -67,6 +73,9 @@ class FitOptions(BaseModel):
     max_nfev: int = Field(default=400, ge=1)
     max_seconds: float = Field(default=30.0, gt=0, description="time bound for the whole law")
     seed: int = 0
+    outlier_fence: float | None = Field(
+        default=None, gt=0, description="IQRs: training runs whose target lies further from the quartiles "
+        "(diverged runs) are left out of the fit; None fits every run")
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,12 @@ class _Block:
 
 
 class LawFitter:
-    """Fits ``law`` per group.  Fitted attributes: ``params_``, ``group_fits_``, ``failed_``."""
+    """Fits ``law`` per group.
+
+    Fitted attributes: ``params_``, ``group_fits_``, ``failed_``, ``failure_reason_``,
+    ``space_``, ``fitted_mask_`` (which of the given runs were fitted: all but those
+    outside the outlier fence), ``n_left_out_`` and ``seconds_``.
+    """
 
     def __init__(self, law: Law, options: FitOptions | None = None) -> None:
         self.law = law
@@ -109,6 +123,9 @@ class LawFitter:
     def fit(self, rows: Rows) -> "LawFitter":
         start = time.perf_counter()
         deadline = start + self.options.max_seconds
+        self.fitted_mask_ = _inside_fence(rows, self.options.outlier_fence)
+        self.n_left_out_ = int(np.count_nonzero(~self.fitted_mask_))
+        rows = rows.select(self.fitted_mask_) if self.n_left_out_ else rows
         y_positive = bool(np.all(rows.y > 0))
         self.space_ = ("log" if y_positive else "linear") if self.options.space == "auto" else self.options.space
         # On linear residuals a Huber threshold is relative to the targets' magnitude.
@@ -326,6 +343,16 @@ class LawFitter:
         if cost <= start_cost and np.all(np.isfinite(result.x)):
             return result.x, cost, int(result.nfev)
         return theta0, start_cost, int(result.nfev)
+
+
+def _inside_fence(rows: Rows, fence: float | None) -> np.ndarray:
+    """Mask of the runs to fit: those inside the fence, and every run of a group wholly outside it."""
+    keep = typical_mask(rows.y, fence)
+    for group in rows.group_names:
+        in_group = rows.groups == group
+        if not keep[in_group].any():
+            keep[in_group] = True
+    return keep
 
 
 def _failed(rows: Rows, reason: str) -> GroupFit:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels
+from tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ValidationSplit:
         """Every fold's (fit rows, validation rows), all from ``task.train`` only."""
         rows = task.train
         columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
-        typical = self._typical_targets(rows)
+        typical = typical_mask(rows.y, self.outlier_fence)
         if not columns:
             return self._random_pairs(rows, typical)
         # the joint scale, then each feature alone; fold k cuts along axis k mod A, k // A cuts deep
@@ -83,14 +83,6 @@ class ValidationSplit:
             kept = held & typical
             pairs.append((rows.select(~held), rows.select(kept if kept.any() else held)))
         return pairs
-
-    def _typical_targets(self, rows: Rows) -> np.ndarray:
-        """Rows whose every target lies inside the interquartile fence."""
-        if self.outlier_fence is None:
-            return np.ones(len(rows), dtype=bool)
-        q1, q3 = np.percentile(rows.y, [25, 75], axis=0)
-        spread = self.outlier_fence * (q3 - q1)
-        return np.all((rows.y >= q1 - spread) & (rows.y <= q3 + spread), axis=1)
 
 
 def _too_few_levels(X: np.ndarray, columns: list[int], minimum: int = 3) -> bool:

@@ -1,7 +1,7 @@
 """Curated scaling-law tasks and users' own tasks: specs, rows and splits."""
 
 from tasks.errors import SLDError, TaskError
-from tasks.rows import Rows, largest_scale_mask, random_fold_labels
+from tasks.rows import Rows, largest_scale_mask, random_fold_labels, typical_mask
 from tasks.spec import Feature, HumanLaw, Target, TaskSpec
 from tasks.task import Task, TrainingTask, curated_names, load_task, load_task_file
 
@@ -18,5 +18,5 @@ def resolve_task(name: str | None = None, task_file: str | None = None) -> Task:
 __all__ = [
     "Feature", "HumanLaw", "Rows", "SLDError", "Target", "Task", "TaskError", "TaskSpec",
     "TrainingTask", "curated_names", "largest_scale_mask", "load_task", "load_task_file",
-    "random_fold_labels", "resolve_task",
+    "random_fold_labels", "resolve_task", "typical_mask",
 ]

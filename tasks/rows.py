@@ -94,6 +94,22 @@ def largest_scale_mask(
     return mask
 
 
+def typical_mask(y: np.ndarray, fence: float | None) -> np.ndarray:
+    """Rows whose every target lies within ``fence`` interquartile ranges of the quartiles.
+
+    Diverged runs (a loss of 11 among losses near 2.5) fall outside.  The
+    quartiles pool all the given rows, so the mask depends on the targets
+    alone, never on a law; ``None`` keeps every row.
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[:, None] if y.ndim == 1 else y
+    if fence is None or len(y) == 0:
+        return np.ones(len(y), dtype=bool)
+    q1, q3 = np.percentile(y, [25, 75], axis=0)
+    spread = fence * (q3 - q1)
+    return np.all((y >= q1 - spread) & (y <= q3 + spread), axis=1)
+
+
 def random_fold_labels(rows: Rows, n_folds: int, seed: int, min_keep: int = 1) -> np.ndarray:
     """A seeded fold label (0 … n_folds−1) per row, balanced within each group.
 

@@ -158,6 +158,36 @@ def test_log_space_huber_resists_an_outlier_that_pulls_squared_loss(chinchilla_s
     assert robust_error < squared_error / 5
 
 
+def test_the_outlier_fence_leaves_diverged_runs_out_of_the_fit(chinchilla_spec):
+    """SYNTHETIC data with two diverged runs (loss ~5x the rest): fenced, the fit is the clean one."""
+    planted = {"synthetic": PLANTED_CHINCHILLA["synthetic_a"]}
+    rows = synthetic_rows(planted, chinchilla, grid_nd(), relative_noise=1e-4, seed=5)
+    y = rows.y.copy()
+    y[[3, 20], 0] = 11.0  # diverged runs
+    diverged = Rows(rows.X, y, rows.groups)
+    law = parse_law(CHINCHILLA_FORM, chinchilla_spec)
+    fenced = LawFitter(law, FitOptions(outlier_fence=3.0)).fit(diverged)
+    clean = LawFitter(law).fit(rows.select(y[:, 0] < 11.0))
+    unfenced = LawFitter(law).fit(diverged)
+    assert fenced.n_left_out_ == 2 and unfenced.n_left_out_ == 0
+    for name, value in clean.params_["synthetic"].items():
+        assert fenced.params_["synthetic"][name] == pytest.approx(value, rel=1e-6)
+    assert abs(unfenced.params_["synthetic"]["a"] - planted["synthetic"]["a"]) > 0.01
+
+
+def test_the_outlier_fence_keeps_a_group_that_lies_wholly_outside(make_spec):
+    """SYNTHETIC: a group at another level is not a divergence; it is fitted on all its runs."""
+    spec = make_spec(symbols=("N",))
+    x = np.logspace(6, 9, 10)
+    X = np.concatenate([x, x, x, x])[:, None]
+    y = np.concatenate([2.0 + 50 * x**-0.3, 2.1 + 50 * x**-0.3, 2.2 + 50 * x**-0.3, 40.0 + 50 * x**-0.3])
+    groups = np.array(["a"] * 10 + ["b"] * 10 + ["c"] * 10 + ["far"] * 10, dtype=object)
+    fitter = LawFitter(parse_law("E + A*N**(-a)", spec), FitOptions(outlier_fence=3.0)).fit(Rows(X, y[:, None], groups))
+    assert fitter.n_left_out_ == 0
+    assert fitter.group_fits_["far"].n_rows == 10
+    assert fitter.params_["far"]["E"] == pytest.approx(40.0, rel=1e-3)
+
+
 def test_log_space_fits_multiplicative_noise(chinchilla_spec):
     rows = synthetic_rows(PLANTED_CHINCHILLA, chinchilla, grid_nd(), relative_noise=1e-3, seed=2)
     law = parse_law(CHINCHILLA_FORM, chinchilla_spec)
