@@ -3,7 +3,8 @@
 For each task and seed it runs a campaign with a fixed budget (in a temporary
 archive), refits the selected law on all training rows and scores it on the
 test rows, and prints a table: our test R² (mean and worst over seeds), the
-human law's R² fitted by the same fitter, and SLDAgent's published GPT-5
+human law's R² fitted by the same fitter (with and without the campaign's
+diverged-run fence, whichever scores better), and SLDAgent's published GPT-5
 figure.  It also measures throughput (candidates evaluated per second) with
 one and with two worker processes on the same task in the same run.
 """
@@ -79,7 +80,7 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
                 log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
                     f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
-            human = best_human_law(load_task(name))
+            human = best_human_law(load_task(name), outlier_fence=settings.fit.outlier_fence)
             outcomes.append(TaskOutcome(
                 task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,

@@ -53,10 +53,11 @@ class HumanLawResult:
         }
 
 
-def evaluate_human_laws(task: Task, seed: int = 0) -> list[HumanLawResult]:
+def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None = None) -> list[HumanLawResult]:
     """Fit and test-score each of the task's human laws as SLDBench scores them.
 
-    Squared error, in the space the law was published for (``HumanLaw.space``).
+    Squared error, in the space the law was published for (``HumanLaw.space``),
+    on every training run unless ``outlier_fence`` leaves diverged runs out.
     """
     results = []
     for human in task.spec.human_laws:
@@ -64,7 +65,7 @@ def evaluate_human_laws(task: Task, seed: int = 0) -> list[HumanLawResult]:
             law = parse_law(human.formula, task.spec)
         except FormulaError as err:
             raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
-        options = FitOptions(space=human.space, seed=seed)
+        options = FitOptions(space=human.space, seed=seed, outlier_fence=outlier_fence)
         results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
     return results
 
@@ -74,7 +75,14 @@ def best_result(results: list[HumanLawResult]) -> HumanLawResult:
     return max(results, key=lambda r: r.evaluation.held_out.clipped_r2)
 
 
-def best_human_law(task: Task, seed: int = 0) -> HumanLawResult | None:
-    """The task's published law with the best test R² (None if it has none)."""
-    results = evaluate_human_laws(task, seed)
+def best_human_law(task: Task, seed: int = 0, outlier_fence: float | None = None) -> HumanLawResult | None:
+    """The task's published law with the best test R² (None if it has none).
+
+    With ``outlier_fence`` (the campaign's, so that a found law and the
+    published one are compared under the same fit), each law is fitted both
+    on every training run, as SLDBench does, and without the diverged runs;
+    the better fit counts, so the bar a campaign must clear only rises.
+    """
+    fences = (None,) if outlier_fence is None else (None, outlier_fence)
+    results = [r for fence in fences for r in evaluate_human_laws(task, seed, fence)]
     return best_result(results) if results else None

@@ -109,6 +109,7 @@ def evaluation_document(evaluation: Evaluation, options: FitOptions) -> dict:
         "failed": evaluation.failed,
         "reason": evaluation.reason,
         "seconds": evaluation.seconds,
-        "fit_options": {"space": options.space, "loss": options.loss, "seed": options.seed},
+        "fit_options": {"space": options.space, "loss": options.loss, "seed": options.seed,
+                        "outlier_fence": options.outlier_fence},
         "diagnostics": evaluation.diagnostics,
     }

@@ -78,6 +78,23 @@ def test_validation_rows_are_the_largest_scale_training_rows(tmp_path):
     assert all(e.train["n"] == 24 for e in ok)
 
 
+def test_diverged_training_runs_are_neither_fitted_nor_scored(tmp_path):
+    """A diverged run (loss 50 among losses near 1-2) is left out of every fit, and counted;
+    with the fit's fence off it is fitted (it is never scored: it is not a held-out run)."""
+    task = load_task("parallel_scaling_law")
+    y = task.train.y.copy()
+    small = int(np.flatnonzero(task.train.X[:, task.spec.feature_columns.index("parallel_size")] == 1)[0])
+    y[small, 0] = 50.0
+    diverged = Task(spec=task.spec, train=Rows(task.train.X, y, task.train.groups), test=task.test,
+                    data_path=task.data_path)
+    _, entries = _run(diverged, tmp_path)
+    ok = [e for e in entries if e.status == "ok"]
+    assert ok and all(e.diagnostics["left_out"] == 1 and e.train["n"] == 23 for e in ok)
+    unfenced_fit = CampaignSettings().fit.model_copy(update={"outlier_fence": None})
+    _, unfenced = _run(diverged, tmp_path, "b.sqlite", fit=unfenced_fit)
+    assert all(e.diagnostics["left_out"] == 0 and e.train["n"] == 24 for e in unfenced if e.status == "ok")
+
+
 def test_duplicates_cost_nothing_and_rejections_are_recorded(tmp_path):
     task = load_task("parallel_scaling_law")
     result, entries = _run(task, tmp_path)

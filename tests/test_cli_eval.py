@@ -126,9 +126,20 @@ def test_eval_with_a_task_file_and_no_task_name_truncates_many_groups(tmp_path, 
 
 def test_eval_options_reach_the_fitter(capsys):
     code, out, _ = run_cli(capsys, "eval", "parallel_scaling_law", PARALLEL_HUMAN_LAW,
-                           "--space", "log", "--loss", "huber", "--seed", "3", "--json")
+                           "--space", "log", "--loss", "huber", "--seed", "3", "--outlier-fence", "8", "--json")
     assert code == 0
-    assert json.loads(out)["fit_options"] == {"space": "log", "loss": "huber", "seed": 3}
+    assert json.loads(out)["fit_options"] == {"space": "log", "loss": "huber", "seed": 3, "outlier_fence": 8.0}
+
+
+def test_eval_outlier_fence_leaves_the_diverged_learning_rate_runs_out(capsys):
+    """lr_bsz has runs that diverged (losses up to 11 among losses near 2.4): fenced, they are not fitted."""
+    law = "E + A/N**a + B/D**b + C*(log(lr) - m)**2"
+    _, plain, _ = run_cli(capsys, "eval", "lr_bsz_scaling_law", law, "--json")
+    _, fenced, _ = run_cli(capsys, "eval", "lr_bsz_scaling_law", law, "--outlier-fence", "8", "--json")
+    plain, fenced = json.loads(plain), json.loads(fenced)
+    assert plain["diagnostics"]["left_out"] == 0 and plain["train"]["n"] == 1911
+    assert fenced["diagnostics"]["left_out"] == 179 and fenced["train"]["n"] == 1911 - 179
+    assert fenced["test"]["r2"] > plain["test"]["r2"] + 1.0
 
 
 def test_eval_of_a_law_that_cannot_be_fitted_reports_failure_with_json_nulls(capsys):
@@ -159,6 +170,7 @@ def _assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> No
     (("eval", "A*N"), ("name a task", "--task-file")),
     (("baselines", "--tasks", "no_such_task"), ("unknown task",)),
     (("bench", "fit", "--tasks", "vocab_scaling_law", "--repeats", "0"), ("--repeats",)),
+    (("eval", "parallel_scaling_law", "A*N", "--outlier-fence", "0"), ("--outlier-fence", "positive")),
 ])
 def test_bad_input_is_a_one_line_error(capsys, argv, fragments):
     _assert_one_line_error(*run_cli(capsys, *argv), *fragments)

@@ -12,6 +12,7 @@ import argparse
 import time
 
 from discovery import reporting
+from discovery.commands.eval_cmd import add_fence_argument, outlier_fence
 from discovery.report import HumanLawResult, best_result, evaluate_human_laws
 from tasks import Task, curated_names, load_task, load_task_file
 
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="your own task (TOML with [[human_laws]], see README 'Your own data'); "
                         "curated tasks are then run only if --tasks names them")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
+    add_fence_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON array (one document per task) instead of a table")
     parser.set_defaults(handler=run)
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         tasks += [load_task(name) for name in args.tasks or ()]
     else:
         tasks = [load_task(name) for name in (args.tasks or curated_names())]
+    fence = outlier_fence(args)
     documents, rows = [], []
     for task in tasks:
         if not task.spec.human_laws:
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         start = time.perf_counter()
         with reporting.progress(f"fitting the {len(task.spec.human_laws)} human law(s) of {task.name} ..."):
-            results = evaluate_human_laws(task, args.seed)
+            results = evaluate_human_laws(task, args.seed, fence)
         best = best_result(results)
         reporting.note(f"{task.name}: best human law test R² {reporting.number(best.evaluation.held_out.r2)} "
                        f"({time.perf_counter() - start:.1f} s)")

@@ -119,7 +119,7 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
         raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
                        "check the data, or raise --budget")
     final = score_on_test(result.best.formula, task, settings.full_fit())
-    human = best_human_law(task, settings.seed)
+    human = best_human_law(task, settings.seed, settings.fit.outlier_fence)
     document.update({
         "formula": result.best.formula,
         "law_id": result.best.law_id,

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from discovery import reporting
+from discovery.settings import CampaignSettings
 from evaluators.evaluate import Evaluation, evaluate_on_test
 from evaluators.fitting import FitOptions
 from evaluators.formula import parse_law
@@ -42,16 +43,33 @@ def add_task_file_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--space``, ``--loss`` and ``--seed``: the fitting options a user may change."""
+    """``--space``, ``--loss``, ``--outlier-fence`` and ``--seed``: the fitting options a user may change."""
     parser.add_argument("--space", choices=("linear", "log"), default="linear",
                         help="fit residuals of the target (linear) or of its log (default: linear)")
     parser.add_argument("--loss", choices=("squared", "huber"), default="squared",
                         help="loss on the residuals (default: squared)")
+    add_fence_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
 
 
+def add_fence_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--outlier-fence", type=float, metavar="K", default=None,
+                        help="leave out of the fit the training runs whose target lies more than K "
+                        "interquartile ranges beyond the quartiles (diverged runs; campaigns use "
+                        f"{CampaignSettings().fit.outlier_fence:g}); default: fit every run")
+
+
+def outlier_fence(args: argparse.Namespace) -> float | None:
+    """``--outlier-fence``, checked: a positive number of interquartile ranges, or None."""
+    fence = args.outlier_fence
+    if fence is not None and not fence > 0:
+        raise TaskError(f"--outlier-fence must be a positive number of interquartile ranges "
+                        f"(campaigns use {CampaignSettings().fit.outlier_fence:g}), not {fence:g}")
+    return fence
+
+
 def fit_options(args: argparse.Namespace) -> FitOptions:
-    return FitOptions(space=args.space, loss=args.loss, seed=args.seed)
+    return FitOptions(space=args.space, loss=args.loss, seed=args.seed, outlier_fence=outlier_fence(args))
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -77,6 +95,10 @@ def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, co
     console.print(f"[bold]{task.name}[/bold]: {law.n_params} parameter(s) fitted per group "
                   f"({options.space} space, {options.loss} loss) in {evaluation.seconds:.2f} s", highlight=False)
     console.print(law.text, highlight=False, markup=False)
+    left_out = evaluation.diagnostics.get("left_out", 0)
+    if left_out:
+        console.print(f"{left_out} diverged training run(s) beyond {options.outlier_fence:g} interquartile "
+                      "ranges left out of the fit and of the train metrics", highlight=False)
     if evaluation.failed:
         console.print(f"[red]failed:[/red] {evaluation.reason}", highlight=False)
     if evaluation.params and law.n_params:
