@@ -73,6 +73,23 @@ def test_chinchilla_style_additive_law_is_in_the_library():
     assert [e.law.text for e in additive] == ["A/N**alpha + B/D**beta + E"]
 
 
+def test_hyperparameter_optima_may_move_with_every_scale_feature():
+    # The best learning rate shifts with both model and data size (StepLaw), so one valley
+    # instance puts log N and log D in the optimum of each hyperparameter.
+    spec, entries = curated_library("lr_bsz_scaling_law")
+    valleys = {e.detail: e.law for e in entries if e.family == "valley"}
+    assert set(valleys) == {"fixed optimum", "optimum moving with D", "optimum moving with D, N"}
+    both = valleys["optimum moving with D, N"].outputs[0]
+    N, D, lr = (next(s for s in both.free_symbols if s.name == name) for name in ("N", "D", "lr"))
+    second = sympy.diff(both, lr, 2) * lr**2 + sympy.diff(both, lr) * lr  # d²/d(log lr)²: the curvature
+    assert sympy.simplify(second).free_symbols & {N, D} == set()
+    mixed_n = sympy.diff(sympy.diff(both, lr), N)  # the optimum in lr depends on N ...
+    mixed_d = sympy.diff(sympy.diff(both, lr), D)  # ... and on D
+    assert mixed_n != 0 and mixed_d != 0
+    fixed = valleys["fixed optimum"].outputs[0]
+    assert sympy.diff(fixed, lr, N) == 0
+
+
 def test_multi_target_laws_share_structure_across_targets():
     _, entries = curated_library("domain_mixture_scaling_law")
     for entry in entries:

@@ -308,23 +308,28 @@ def valley(profile: TaskProfile) -> Iterator[Recipe]:
     """Scale terms plus ``C*(log(h) - m)**2`` for each non-scale feature ``h``.
 
     Hyperparameters such as a learning rate have an optimum: loss grows on
-    both sides, roughly quadratically in ``log h``.  The second variant lets
-    the optimum move with the first scale feature ``s``: ``m + k*log(s)``.
+    both sides, roughly quadratically in ``log h``.  The other variants let
+    the optimum move with the first scale feature ``s`` (``m + k*log(s)``), or
+    with every scale feature (the best learning rate shifts with both model
+    and data size).
     """
     others, scale = profile.other_features, profile.scale_features
     if not others:
         return
-    for moving in (False, True):
+    movers = {"fixed optimum": ()}
+    if scale:
+        movers[f"optimum moving with {scale[0].name}"] = scale[:1]
+    if len(scale) > 1:
+        movers["optimum moving with " + _names(scale)] = scale
+    for detail, moving in movers.items():
         def build(pool: ParamPool, target: int, moving=moving) -> sympy.Expr:
             law = pool.new("offset") + sum((decay(pool, f) for f in scale), sympy.Integer(0))
             for hyper in others:
                 curvature, optimum = pool.new("coef"), pool.new("shift")
-                if moving:
-                    optimum = optimum + pool.new("exponent") * coordinate(scale[0])
+                optimum += sum((pool.new("exponent") * coordinate(s) for s in moving), sympy.Integer(0))
                 law += curvature * (coordinate(hyper) - optimum) ** 2
             return law
-        yield Recipe("valley", ("optimum moving with " + scale[0].name) if moving else "fixed optimum",
-                     build)
+        yield Recipe("valley", detail, build)
 
 
 def diagonal_plus_linear(profile: TaskProfile) -> Iterator[Recipe]:
