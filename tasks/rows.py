@@ -99,14 +99,16 @@ def typical_mask(y: np.ndarray, fence: float | None) -> np.ndarray:
 
     Diverged runs (a loss of 11 among losses near 2.5) fall outside.  The
     quartiles pool all the given rows, so the mask depends on the targets
-    alone, never on a law; ``None`` keeps every row.
+    alone, never on a law; ``None`` keeps every row.  A target whose quartiles
+    coincide (half the runs share one value, e.g. a saturated accuracy) has
+    no spread to measure distance by, so it fences nothing.
     """
     y = np.asarray(y, dtype=float)
     y = y[:, None] if y.ndim == 1 else y
     if fence is None or len(y) == 0:
         return np.ones(len(y), dtype=bool)
     q1, q3 = np.percentile(y, [25, 75], axis=0)
-    spread = fence * (q3 - q1)
+    spread = np.where(q3 > q1, fence * (q3 - q1), np.inf)
     return np.all((y >= q1 - spread) & (y <= q3 + spread), axis=1)
 
 

@@ -24,6 +24,7 @@ from tasks import (
     load_task_file,
     random_fold_labels,
     resolve_task,
+    typical_mask,
 )
 
 # (train rows, test rows, parameter budget) per curated task; sft leaves out
@@ -359,6 +360,16 @@ def test_random_fold_labels_are_seeded_disjoint_and_balanced_per_group():
     small = make_rows([1, 2], ["a", "a"])
     assert sorted(random_fold_labels(small, n_folds=5, seed=0, min_keep=1).tolist()) == [0, 1]
     assert random_fold_labels(small, n_folds=5, seed=0, min_keep=2).tolist() == [-1, -1]
+
+
+def test_typical_mask_fences_far_targets_per_output_and_never_a_constant_one():
+    losses = np.array([2.4, 2.5, 2.45, 2.55, 2.5, 11.0, 2.42, 2.48])
+    assert typical_mask(losses, 8.0).tolist() == [True] * 5 + [False] + [True] * 2
+    assert typical_mask(losses, None).all()
+    two_outputs = np.column_stack([losses, np.linspace(0, 1, 8)])
+    assert typical_mask(two_outputs, 8.0).tolist() == typical_mask(losses, 8.0).tolist()
+    saturated = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 1.0, 1.0])  # quartiles coincide: no spread
+    assert typical_mask(saturated, 3.0).all()
 
 
 def test_rows_by_group_and_select():
