@@ -352,6 +352,17 @@ def _start_writer(path: Path, start: int, stop: int) -> subprocess.Popen:
     )
 
 
+def _next_report(writer: subprocess.Popen) -> tuple[int, int]:
+    """The writer's next ``i law_id`` line; if it stopped instead, fail with what it said."""
+    line = writer.stdout.readline()
+    if not line.strip():
+        writer.kill()
+        _, err = writer.communicate()
+        pytest.fail(f"the writer stopped before reporting (exit {writer.returncode}): {err[-2000:]}")
+    i, law_id = map(int, line.split())
+    return i, law_id
+
+
 def test_sigkill_mid_campaign_loses_no_finished_entry_and_duplicates_none(path):
     """Kill a writer (at an arbitrary moment) twice, resume from scratch each time, then finish."""
     printed: dict[int, int] = {}  # i -> law id the writer reported after its commit
@@ -360,7 +371,7 @@ def test_sigkill_mid_campaign_loses_no_finished_entry_and_duplicates_none(path):
     for round_ in range(2):
         writer = _start_writer(path, 0, 100_000)
         for _ in range(40 * (round_ + 1)):
-            i, law_id = map(int, writer.stdout.readline().split())
+            i, law_id = _next_report(writer)
             assert printed.setdefault(i, law_id) == law_id  # a resumed key keeps its id
         time.sleep(float(rng.uniform(0, 0.02)))
         writer.send_signal(signal.SIGKILL)
