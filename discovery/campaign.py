@@ -22,6 +22,7 @@ import sympy
 from archive import Archive, Entry, NewEntry
 from discovery.population import Member, Population
 from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
+from discovery.selection import Finalist, choose_finalist, selection_score
 from discovery.settings import CampaignSettings
 from discovery.workers import CandidateResult, EvaluationPool
 from evaluators.formula import FormulaError, Law, parse_law
@@ -53,14 +54,6 @@ class CampaignResult:
     rejected: int
     seconds: float
     stop_reason: str
-
-
-def selection_score(validation: dict, complexity: int, penalty: float) -> float | None:
-    """Validation NMSE with a mild relative penalty per expression node (lower is better)."""
-    nmse = validation.get("nmse")
-    if validation.get("failed") or nmse is None or not math.isfinite(nmse):
-        return None
-    return float(nmse) * (1.0 + penalty * complexity)
 
 
 class Campaign:
@@ -160,7 +153,10 @@ class Campaign:
                               self.rejected, time.monotonic() - start, stop_reason)
 
     def _final_choice(self) -> Member | None:
-        """Re-score the best few laws with full-effort fits; the cheap search fits were for ranking."""
+        """Re-score the best few laws with full-effort fits, then keep the best or a much simpler one.
+
+        The cheap search fits were for ranking; ``choose_finalist`` says when simpler wins.
+        """
         finalists = self.population.best(self.settings.finalists)
         if len(finalists) <= 1:
             return finalists[0] if finalists else None
@@ -175,9 +171,8 @@ class Campaign:
             result = results[index]
             score = selection_score(result.validation, member.complexity, self.settings.complexity_penalty) \
                 if result.status == "ok" else None
-            # a law whose careful refit fails is not chosen over one whose refit worked
-            rescored.append((score if score is not None else math.inf, index, member))
-        return min(rescored, key=lambda item: item[:2])[2]
+            rescored.append(Finalist(score, member.complexity))
+        return finalists[choose_finalist(rescored, self.settings.simpler_tolerance, self.settings.simpler_ratio)]
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]

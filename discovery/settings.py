@@ -41,6 +41,10 @@ class CampaignSettings(BaseModel):
     # sweep has any, and under squared error they would set every fitted parameter.
     fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0, outlier_fence=8.0)
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
+    simpler_tolerance: float = Field(default=0.1, ge=0, description="a finalist this close (relative) to the "
+                                     "best final score may replace it if it is much simpler")
+    simpler_ratio: float = Field(default=0.7, gt=0, le=1, description="at most this share of the best "
+                                 "finalist's complexity counts as much simpler (1: any simpler law)")
 
     def full_fit(self) -> FitOptions:
         """The campaign's loss, space and fence with a one-off fit's full-effort search.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from archive import Archive
-from discovery.campaign import Campaign, selection_score
+from discovery.campaign import Campaign
 from discovery.proposal import Proposal, ProposalContext
 from discovery.settings import CampaignSettings
 from tasks import Rows, Task, load_task
@@ -138,13 +138,6 @@ def test_resume_continues_without_reevaluating(tmp_path):
     assert [e.id for e in after[: len(before)]] == [e.id for e in before]
     keys = [e.key for e in after if e.key]
     assert len(keys) == len(set(keys))
-
-
-def test_selection_score_penalises_complexity_and_failures():
-    assert selection_score({"nmse": 0.1}, 10, 0.01) == pytest.approx(0.11)
-    assert selection_score({"nmse": 0.1}, 0, 0.01) == pytest.approx(0.1)
-    assert selection_score({"nmse": float("nan")}, 5, 0.01) is None
-    assert selection_score({"failed": True, "nmse": 0.1}, 5, 0.01) is None
 
 
 def test_proposers_see_only_training_rows(tmp_path):

@@ -1,0 +1,58 @@
+"""How laws are ranked: the search's score, and the final choice among the finalists.
+
+Both read validation rows only (never the test split).  The final choice adds
+Occam's razor with a threshold, in the spirit of the one-standard-error rule:
+validation scores of laws that differ by a few per cent do not tell which
+extrapolates better, but a law much smaller than the best one, and nearly as
+good on validation, usually does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def selection_score(validation: dict, complexity: int, penalty: float) -> float | None:
+    """Validation NMSE with a mild relative penalty per expression node (lower is better)."""
+    nmse = validation.get("nmse")
+    if validation.get("failed") or nmse is None or not math.isfinite(nmse):
+        return None
+    return float(nmse) * (1.0 + penalty * complexity)
+
+
+@dataclass(frozen=True)
+class Finalist:
+    """A finalist's score after its full-effort refit (None if that refit failed) and its size."""
+
+    score: float | None
+    complexity: int
+
+
+def choose_finalist(finalists: Sequence[Finalist], tolerance: float, simpler_ratio: float) -> int:
+    """Index of the law to keep: the best score, unless a much simpler law is nearly as good.
+
+    A finalist within ``tolerance`` (relative) of the best score and at most
+    ``simpler_ratio`` times the best law's complexity replaces it; of several,
+    the smallest wins (then the better score, then the earlier).  Ties go to the
+    earlier finalist, so the order of the search breaks them.  A finalist whose
+    refit failed is never chosen over one whose refit worked.
+    """
+    if not finalists:
+        raise ValueError("no finalists to choose from")
+
+    def key(index: int) -> tuple[float, int]:
+        score = finalists[index].score
+        return (score if score is not None else math.inf, index)
+
+    best = min(range(len(finalists)), key=key)
+    best_score = finalists[best].score
+    if best_score is None:
+        return best
+    simpler = [i for i, f in enumerate(finalists)
+               if f.score is not None and f.score <= best_score * (1.0 + tolerance)
+               and f.complexity <= simpler_ratio * finalists[best].complexity]
+    if not simpler:
+        return best
+    return min(simpler, key=lambda i: (finalists[i].complexity, *key(i)))

@@ -1,0 +1,53 @@
+"""The search's score and the final choice among the finalists (Occam's razor with a threshold)."""
+
+import pytest
+
+from discovery.selection import Finalist, choose_finalist, selection_score
+
+
+def test_selection_score_penalises_complexity_and_failures():
+    assert selection_score({"nmse": 0.1}, 10, 0.01) == pytest.approx(0.11)
+    assert selection_score({"nmse": 0.1}, 0, 0.01) == pytest.approx(0.1)
+    assert selection_score({"nmse": float("nan")}, 5, 0.01) is None
+    assert selection_score({"failed": True, "nmse": 0.1}, 5, 0.01) is None
+
+
+def test_the_best_score_wins_when_no_law_is_much_simpler():
+    finalists = [Finalist(0.30, 20), Finalist(0.20, 30), Finalist(0.21, 25)]
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.7) == 1
+
+
+def test_a_much_simpler_law_nearly_as_good_replaces_the_best():
+    finalists = [Finalist(0.20, 40), Finalist(0.21, 25), Finalist(0.215, 20), Finalist(0.50, 5)]
+    # 20 and 25 nodes are both within 10% and at most 0.7 × 40 nodes: the smallest of them wins;
+    # the 5-node law is far worse and stays out.
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.7) == 2
+
+
+def test_simpler_must_be_both_close_and_much_smaller():
+    finalists = [Finalist(0.20, 40), Finalist(0.23, 10), Finalist(0.21, 30)]
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.7) == 0  # 0.23 is 15% worse; 30 > 28 nodes
+    assert choose_finalist(finalists, tolerance=0.2, simpler_ratio=0.7) == 1
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.8) == 2
+
+
+def test_no_tolerance_keeps_the_plain_best_score():
+    finalists = [Finalist(0.20, 40), Finalist(0.2000001, 3)]
+    assert choose_finalist(finalists, tolerance=0.0, simpler_ratio=0.7) == 0
+
+
+def test_ties_go_to_the_earlier_finalist():
+    finalists = [Finalist(0.20, 40), Finalist(0.21, 20), Finalist(0.21, 20)]
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.7) == 1
+    assert choose_finalist([Finalist(0.2, 10), Finalist(0.2, 10)], 0.1, 0.7) == 0
+
+
+def test_failed_refits_are_never_chosen_over_working_ones():
+    finalists = [Finalist(None, 3), Finalist(0.4, 30), Finalist(None, 2)]
+    assert choose_finalist(finalists, tolerance=0.1, simpler_ratio=0.7) == 1
+    assert choose_finalist([Finalist(None, 9), Finalist(None, 3)], 0.1, 0.7) == 0
+
+
+def test_no_finalists_is_an_error():
+    with pytest.raises(ValueError):
+        choose_finalist([], 0.1, 0.7)
