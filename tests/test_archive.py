@@ -375,7 +375,12 @@ def test_sigkill_mid_campaign_loses_no_finished_entry_and_duplicates_none(path):
             assert printed.setdefault(i, law_id) == law_id  # a resumed key keeps its id
         time.sleep(float(rng.uniform(0, 0.02)))
         writer.send_signal(signal.SIGKILL)
-        rest, _ = writer.communicate()
+        # Read on through the same file object: communicate() reads the raw pipe and would
+        # skip what readline() already buffered, so `rest` could start mid-line.
+        rest = writer.stdout.read()
+        writer.stdout.close()
+        writer.stderr.close()
+        writer.wait()
         # SIGKILL can land mid-print: only complete lines are reports (the commit came first)
         for line in rest[: rest.rfind("\n") + 1].splitlines():
             i, law_id = map(int, line.split())
