@@ -144,6 +144,9 @@ def run_cli(args) -> int:
     """``sld bench discover``: the table of test R² and the throughput figure."""
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
     names = args.tasks or default_tasks()
+    for name in [*names, args.throughput_task]:
+        if name:
+            load_task(name)  # an unknown name fails now, not after an hour of campaigns
     modes = {"library": [False], "human": [True], "both": [False, True]}[args.mode]
     for with_human in modes:
         title = ("with the human law as a starting point" if with_human else "from the family library alone")

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+import pydantic
+
 from tasks import SLDError
 
 # Order here is the order `sld --help` lists them.
@@ -52,12 +54,26 @@ def main(argv: list[str] | None = None) -> int:
     except SLDError as err:
         print(f"sld: error: {err}", file=sys.stderr)
         return 2
+    except pydantic.ValidationError as err:  # an option value the typed settings refuse
+        print(f"sld: error: {invalid_setting_message(err, args)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sld: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `sld tasks | head`
         sys.stderr.close()
         return 0
+
+
+def invalid_setting_message(err: pydantic.ValidationError, args: argparse.Namespace) -> str:
+    """One line naming each refused setting, what it must be, and the option that sets it."""
+    problems = []
+    for error in err.errors():
+        name = str(error["loc"][-1]) if error["loc"] else err.title
+        option = f"--{name.replace('_', '-')}"
+        where = option if hasattr(args, name) else ".".join(map(str, error["loc"]))
+        problems.append(f"{where} {error['input']!r}: {error['msg'][:1].lower()}{error['msg'][1:]}")
+    return "invalid " + "; ".join(problems) + "; pass another value"
 
 
 if __name__ == "__main__":

@@ -171,9 +171,28 @@ def _assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> No
     (("baselines", "--tasks", "no_such_task"), ("unknown task",)),
     (("bench", "fit", "--tasks", "vocab_scaling_law", "--repeats", "0"), ("--repeats",)),
     (("eval", "parallel_scaling_law", "A*N", "--outlier-fence", "0"), ("--outlier-fence", "positive")),
+    (("discover", "parallel_scaling_law", "--budget", "-3"), ("--budget -3", "greater than or equal to 1")),
+    (("discover", "parallel_scaling_law", "--minutes", "0", "--workers", "-1"), ("--minutes 0.0", "--workers -1")),
+    (("bench", "discover", "--tasks", "parallel_scaling_law", "--throughput-task", "nope"), ("unknown task 'nope'",)),
 ])
 def test_bad_input_is_a_one_line_error(capsys, argv, fragments):
     _assert_one_line_error(*run_cli(capsys, *argv), *fragments)
+
+
+def test_a_refused_setting_leaves_no_archive_behind(tmp_path, capsys):
+    archive = tmp_path / "runs.sqlite"
+    result = run_cli(capsys, "discover", "parallel_scaling_law", "--budget", "0", "--archive", str(archive))
+    _assert_one_line_error(*result, "--budget 0")
+    assert not archive.exists()
+
+
+def test_resume_refuses_a_bad_budget_too(tmp_path, capsys):
+    archive = str(tmp_path / "runs.sqlite")
+    first = run_cli(capsys, "discover", "parallel_scaling_law", "--budget", "3", "--workers", "0",
+                    "--quiet", "--archive", archive)
+    assert first[0] == 0
+    result = run_cli(capsys, "discover", "parallel_scaling_law", "--resume", "--budget", "-1", "--archive", archive)
+    _assert_one_line_error(*result, "--budget -1")
 
 
 def test_task_name_and_task_file_together_is_an_error(tmp_path, capsys):

@@ -37,8 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     task = resolve_task(args.task, args.task_file)
+    settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
     with Archive(args.archive) as archive:
-        campaign_id, settings = _campaign_settings(args, task, archive)
+        campaign_id = None
+        if settings is None:
+            campaign_id, settings = _resumed_settings(args, task, archive)
         llm_config(settings, args)  # refuse unusable LLM settings before creating the campaign
         if campaign_id is None:  # create it now, so LLM calls can be archived under it
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"),
@@ -61,14 +64,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _campaign_settings(args, task: Task, archive: Archive) -> tuple[int | None, CampaignSettings]:
-    if args.resume:
-        previous = archive.latest_campaign(task.name)
-        if previous is None:
-            raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
-        settings = CampaignSettings.model_validate(previous.settings)
-        update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
-        return previous.id, settings.model_copy(update=update)
+def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, CampaignSettings]:
+    previous = archive.latest_campaign(task.name)
+    if previous is None:
+        raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
+    update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
+    # Validated again (model_copy would not check): a resumed budget obeys the same bounds.
+    return previous.id, CampaignSettings.model_validate({**previous.settings, **update})
+
+
+def _new_settings(args) -> CampaignSettings:
     overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
     if args.budget is not None:
         overrides["budget"] = args.budget
@@ -77,7 +82,7 @@ def _campaign_settings(args, task: Task, archive: Archive) -> tuple[int | None, 
     overrides["proposer"] = proposer_mode(args)
     if getattr(args, "llm_share", None) is not None:
         overrides["llm_share"] = args.llm_share
-    return None, CampaignSettings(**overrides)
+    return CampaignSettings(**overrides)
 
 
 class _ProgressBar:
