@@ -142,7 +142,8 @@ def configure_cli(parser) -> None:
 
 def run_cli(args) -> int:
     """``sld bench discover``: the table of test R² and the throughput figure."""
-    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    for seed in args.seeds:  # refuse a bad value now (model_copy below does not validate)
+        settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers, seed=seed)
     names = args.tasks or default_tasks()
     for name in [*names, args.throughput_task]:
         if name:

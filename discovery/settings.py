@@ -14,7 +14,7 @@ class CampaignSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="seed of every random choice (NumPy needs it non-negative)")
     budget: int = Field(default=400, ge=1, description="candidates evaluated (duplicates are free)")
     minutes: float | None = Field(default=None, gt=0, description="wall-time budget")
     workers: int = Field(default=2, ge=0, description="worker processes; 0 evaluates in-process")

@@ -72,7 +72,7 @@ class FitOptions(BaseModel):
     n_polish: int = Field(default=3, ge=1, description="best refined starts polished jointly")
     max_nfev: int = Field(default=400, ge=1)
     max_seconds: float = Field(default=30.0, gt=0, description="time bound for the whole law")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="seed of the Sobol starts (NumPy needs it non-negative)")
     outlier_fence: float | None = Field(
         default=None, gt=0, description="IQRs: training runs whose target lies further from the quartiles "
         "(diverged runs) are left out of the fit; None fits every run")
