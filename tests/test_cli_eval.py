@@ -189,6 +189,13 @@ def test_a_refused_setting_leaves_no_archive_behind(tmp_path, capsys):
     assert not archive.exists()
 
 
+def test_resume_with_a_missing_archive_creates_none(tmp_path, capsys):
+    archive = tmp_path / "none.sqlite"
+    result = run_cli(capsys, "discover", "parallel_scaling_law", "--resume", "--archive", str(archive))
+    _assert_one_line_error(*result, "no archive at")
+    assert not archive.exists()
+
+
 def test_resume_refuses_a_bad_budget_too(tmp_path, capsys):
     archive = str(tmp_path / "runs.sqlite")
     first = run_cli(capsys, "discover", "parallel_scaling_law", "--budget", "3", "--workers", "0",

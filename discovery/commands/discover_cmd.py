@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     task = resolve_task(args.task, args.task_file)
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
-    with Archive(args.archive) as archive:
+    with Archive(args.archive, create=not args.resume) as archive:
         campaign_id = None
         if settings is None:
             campaign_id, settings = _resumed_settings(args, task, archive)
