@@ -142,8 +142,9 @@ def configure_cli(parser) -> None:
 
 def run_cli(args) -> int:
     """``sld bench discover``: the table of test R² and the throughput figure."""
-    for seed in args.seeds:  # refuse a bad value now (model_copy below does not validate)
-        settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers, seed=seed)
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
+        CampaignSettings(seed=seed)
     names = args.tasks or default_tasks()
     for name in [*names, args.throughput_task]:
         if name:
