@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -198,6 +199,30 @@ def test_a_resumed_campaign_keeps_the_budget_it_already_spent(tmp_path, capsys, 
         assert len(server.chat_requests) == 4  # 1500 tokens spent: room for one call, not seven
     assert first["campaign"] == resumed["campaign"] == tokens_capped["campaign"]
     assert tokens_capped["llm"]["calls"] == 4 and tokens_capped["evaluated"] == 4
+
+
+def test_the_text_report_says_what_the_model_did(tmp_path, capsys, llm_config_file):
+    _synthetic_task(tmp_path)
+    with ScriptedLLMServer([Reply.candidates(PLANTED, "E + A*N^(-a)")]) as server:
+        code = main(["discover", "--task-file", str(tmp_path / "task.toml"), "--budget", "50", "--workers", "0",
+                     "--quiet", "--archive", str(tmp_path / "a.sqlite"), *llm_flags(server, llm_config_file, "mixed", 1)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "\nllm: 1 calls, 100 prompt + 50 completion tokens" in out
+
+
+def test_a_campaign_too_small_to_call_the_model_says_its_endpoint_went_untested(tmp_path, capsys, llm_config_file):
+    _synthetic_task(tmp_path)
+    with socket.socket() as probe:  # a port nobody listens on: any request would fail
+        probe.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    code = main(["discover", "--task-file", str(tmp_path / "task.toml"), "--budget", "4", "--workers", "0",
+                 "--quiet", "--archive", str(tmp_path / "a.sqlite"), "--llm", MODEL, "--llm-base-url", dead_url,
+                 "--llm-config", str(llm_config_file)])
+    out = capsys.readouterr().out
+    assert code == 0
+    [line] = [line for line in out.splitlines() if line.startswith("llm:")]
+    assert "not called" in line and "untested" in line and "--budget" in line
 
 
 def test_no_key_and_no_server_is_one_line_saying_what_to_set(tmp_path):

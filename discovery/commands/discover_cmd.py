@@ -117,6 +117,7 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
     document = {
         "task": task.name, "campaign": result.campaign_id, "evaluated": result.evaluated,
         "rejected": result.rejected, "seconds": round(result.seconds, 2), "stop": result.stop_reason,
+        "proposer": settings.proposer,
         "llm": {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd},
     }
@@ -163,6 +164,18 @@ def _print_report(document: dict) -> None:
     if human:
         print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
               f"   ({human['formula'].splitlines()[-1][:70]})", file=out)
+    if document["proposer"] != "offline":
+        print(_llm_line(document), file=out)
+
+
+def _llm_line(document: dict) -> str:
+    """What the language model did; says so when it was never called (its endpoint then went untested)."""
+    llm = document["llm"]
+    if llm["calls"] == 0:
+        return (f"\nllm: not called before the campaign stopped ({document['stop']}), so its endpoint "
+                "went untested; raise --budget or --minutes to give the model a turn")
+    return (f"\nllm: {llm['calls']} calls, {llm['prompt_tokens']} prompt + "
+            f"{llm['completion_tokens']} completion tokens, ${llm['cost_usd']:.4f}")
 
 
 def _fmt(value) -> str:
