@@ -22,7 +22,7 @@ import sympy
 from archive import Archive, Entry, NewEntry
 from discovery.population import Member, Population
 from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
-from discovery.selection import Finalist, choose_finalist, selection_score
+from discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
 from discovery.settings import CampaignSettings
 from discovery.workers import CandidateResult, EvaluationPool
 from evaluators.formula import FormulaError, Law, parse_law
@@ -155,7 +155,8 @@ class Campaign:
     def _final_choice(self) -> Member | None:
         """Re-score the best few laws with full-effort fits, then keep the best or a much simpler one.
 
-        The cheap search fits were for ranking; ``choose_finalist`` says when simpler wins.
+        The cheap search fits were for ranking; a finalist is scored by its worst fold
+        (``final_folds``), and ``choose_finalist`` says when simpler wins.
         """
         finalists = self.population.best(self.settings.finalists)
         if len(finalists) <= 1:
@@ -169,7 +170,9 @@ class Campaign:
         rescored = []
         for index, member in enumerate(finalists):
             result = results[index]
-            score = selection_score(result.validation, member.complexity, self.settings.complexity_penalty) \
+            validation = result.validation if self.settings.final_folds == "mean" \
+                else worst_fold(result.validation, result.diagnostics.get("folds", []))
+            score = selection_score(validation, member.complexity, self.settings.complexity_penalty) \
                 if result.status == "ok" else None
             rescored.append(Finalist(score, member.complexity))
         return finalists[choose_finalist(rescored, self.settings.simpler_tolerance, self.settings.simpler_ratio)]

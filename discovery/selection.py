@@ -1,10 +1,15 @@
 """How laws are ranked: the search's score, and the final choice among the finalists.
 
-Both read validation rows only (never the test split).  The final choice adds
-Occam's razor with a threshold, in the spirit of the one-standard-error rule:
-validation scores of laws that differ by a few per cent do not tell which
-extrapolates better, but a law much smaller than the best one, and nearly as
-good on validation, usually does.
+Both read validation rows only (never the test split).  The search ranks laws
+by their mean error over the validation folds.  The final choice is stricter
+in two ways.  It trusts a law only as far as its worst fold: each fold is an
+extrapolation in its own direction (the joint scale, each scale feature alone,
+one step deeper), and a law that is good on average but poor along one of them
+is a risk wherever the next run lies.  And it adds Occam's razor with a
+threshold, in the spirit of the one-standard-error rule: validation scores of
+laws that differ by a few per cent do not tell which extrapolates better, but a
+law much smaller than the best one, and nearly as good on validation, usually
+does.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ def selection_score(validation: dict, complexity: int, penalty: float) -> float 
     if validation.get("failed") or nmse is None or not math.isfinite(nmse):
         return None
     return float(nmse) * (1.0 + penalty * complexity)
+
+
+def worst_fold(validation: dict, folds: Sequence[dict]) -> dict:
+    """``validation`` with its NMSE raised to the worst fold's (unchanged without fold figures)."""
+    errors = [f.get("nmse") for f in folds]
+    if not errors or any(e is None for e in errors):
+        return validation
+    return {**validation, "nmse": max(float(e) for e in errors)}
 
 
 @dataclass(frozen=True)

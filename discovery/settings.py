@@ -41,6 +41,9 @@ class CampaignSettings(BaseModel):
     # sweep has any, and under squared error they would set every fitted parameter.
     fit: FitOptions = FitOptions(n_starts=24, n_refine=6, n_polish=2, max_seconds=20.0, outlier_fence=8.0)
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
+    final_folds: Literal["worst", "mean"] = Field(default="worst", description="how the final choice "
+                                                  "combines a finalist's validation folds: its worst fold, or "
+                                                  "their mean as in the search")
     simpler_tolerance: float = Field(default=0.1, ge=0, description="a finalist this close (relative) to the "
                                      "best final score may replace it if it is much simpler")
     simpler_ratio: float = Field(default=0.7, gt=0, le=1, description="at most this share of the best "

@@ -2,7 +2,7 @@
 
 import pytest
 
-from discovery.selection import Finalist, choose_finalist, selection_score
+from discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
 
 
 def test_selection_score_penalises_complexity_and_failures():
@@ -10,6 +10,20 @@ def test_selection_score_penalises_complexity_and_failures():
     assert selection_score({"nmse": 0.1}, 0, 0.01) == pytest.approx(0.1)
     assert selection_score({"nmse": float("nan")}, 5, 0.01) is None
     assert selection_score({"failed": True, "nmse": 0.1}, 5, 0.01) is None
+
+
+def test_the_final_choice_scores_a_law_by_its_worst_fold():
+    validation = {"nmse": 0.2, "r2": 0.8, "n": 12}
+    steady = worst_fold(validation, [{"n": 6, "nmse": 0.21}, {"n": 6, "nmse": 0.19}])
+    lopsided = worst_fold({"nmse": 0.15}, [{"n": 6, "nmse": 0.28}, {"n": 6, "nmse": 0.02}])
+    assert steady == {"nmse": 0.21, "r2": 0.8, "n": 12}  # only the NMSE changes
+    assert selection_score(steady, 10, 0.0) < selection_score(lopsided, 10, 0.0)  # 0.21 < 0.28, not 0.2 > 0.15
+    assert validation["nmse"] == 0.2  # the input is left as it was
+
+
+def test_without_fold_figures_the_mean_stands():
+    assert worst_fold({"nmse": 0.2}, []) == {"nmse": 0.2}
+    assert worst_fold({"nmse": 0.2}, [{"n": 3, "nmse": None}]) == {"nmse": 0.2}
 
 
 def test_the_best_score_wins_when_no_law_is_much_simpler():
