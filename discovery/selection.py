@@ -28,11 +28,12 @@ def selection_score(validation: dict, complexity: int, penalty: float) -> float 
 
 
 def worst_fold(validation: dict, folds: Sequence[dict]) -> dict:
-    """``validation`` with its NMSE raised to the worst fold's (unchanged without fold figures)."""
+    """``validation`` with its NMSE (and R² = 1 − NMSE) at the worst fold's; unchanged without fold figures."""
     errors = [f.get("nmse") for f in folds]
     if not errors or any(e is None for e in errors):
         return validation
-    return {**validation, "nmse": max(float(e) for e in errors)}
+    worst = max(float(e) for e in errors)
+    return {**validation, "nmse": worst, "r2": 1.0 - worst}
 
 
 @dataclass(frozen=True)
