@@ -5,7 +5,9 @@ archive), refits the selected law on all training rows and scores it on the
 test rows, and prints a table: our test R² (mean and worst over seeds), the
 human law's R² fitted by the same fitter (with and without the campaign's
 diverged-run fence, whichever scores better), and SLDAgent's published GPT-5
-figure.  It also measures throughput (candidates evaluated per second) with
+figure.  A human law whose constants were fitted on the test rows too is not
+the bar (its R² is interpolation); where one scores higher, the table says so
+in a footnote and counts the wins against it as well.  It also measures throughput (candidates evaluated per second) with
 one and with two worker processes on the same task in the same run.
 """
 
@@ -41,7 +43,8 @@ class TaskOutcome:
     task: str
     test_r2: tuple[float, ...]  # clipped, one per seed
     formulas: tuple[str, ...]
-    human_r2: float | None
+    human_r2: float | None  # the bar: the best human law that never saw the test rows
+    human_with_test_r2: float | None  # the best of all, laws fitted on the test rows too included
     sldagent_r2: float | None
     seconds: tuple[float, ...]
     evaluated: tuple[int, ...]
@@ -58,7 +61,7 @@ class TaskOutcome:
 def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
     """One offline campaign; returns (clipped test R², formula, seconds, evaluated)."""
     task = load_task(task_name)
-    starting = [h.formula for h in task.spec.human_laws] if with_human else []
+    starting = list(task.spec.starting_formulas) if with_human else []
     with Archive(archive_path) as archive:
         proposer = OfflineProposer(task.spec, seed=settings.seed)
         campaign = Campaign(task.training_view(), settings, archive, [(proposer, 1.0)], starting_laws=starting)
@@ -80,10 +83,14 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
                 log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
                     f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
-            human = best_human_law(load_task(name), outlier_fence=settings.fit.outlier_fence)
+            task = load_task(name)
+            human, human_with_test = (best_human_law(task, outlier_fence=settings.fit.outlier_fence,
+                                                     include_fitted_on_test=include)
+                                      for include in (False, True))
             outcomes.append(TaskOutcome(
                 task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,
+                human_with_test_r2=human_with_test.evaluation.held_out.clipped_r2 if human_with_test else None,
                 sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r[2] for r in runs),
                 evaluated=tuple(r[3] for r in runs),
             ))
@@ -102,13 +109,17 @@ def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> 
     return rates
 
 
+def _at_or_above(ours: float, bar: float | None) -> bool:
+    return bar is None or ours >= bar - 5e-4
+
+
 def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
     lines = [title, f"{'task':30s} {'ours mean':>9s} {'ours worst':>10s} {'human':>7s} {'SLDAgent':>8s}  "
              f"{'≥human':>6s} {'≥SLDAgent':>9s} {'max s':>6s}"]
     for o in outcomes:
         human = f"{o.human_r2:.3f}" if o.human_r2 is not None else "-"
         agent = f"{o.sldagent_r2:.3f}" if o.sldagent_r2 is not None else "-"
-        beat_h = "yes" if o.human_r2 is None or o.mean >= o.human_r2 - 5e-4 else "no"
+        beat_h = "yes" if _at_or_above(o.mean, o.human_r2) else "no"
         beat_a = "-" if o.sldagent_r2 is None else ("yes" if o.mean >= o.sldagent_r2 - 5e-4 else "no")
         lines.append(f"{o.task:30s} {o.mean:9.3f} {o.worst:10.3f} {human:>7s} {agent:>8s}  "
                      f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f}")
@@ -117,9 +128,17 @@ def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
     lines.append(f"mean over all {len(outcomes)} tasks: {mean:.3f}; over the SLDBench tasks: "
                  f"{statistics.fmean(o.mean for o in sld) if sld else float('nan'):.3f} "
                  f"(SLDAgent GPT-5 0.748, human 0.517)")
-    wins_h = sum(1 for o in outcomes if o.human_r2 is None or o.mean >= o.human_r2 - 5e-4)
-    wins_a = sum(1 for o in sld if o.mean >= o.sldagent_r2 - 5e-4)
+    wins_h = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_r2))
+    wins_a = sum(1 for o in sld if _at_or_above(o.mean, o.sldagent_r2))
     lines.append(f"at or above the human law on {wins_h}/{len(outcomes)}; at or above SLDAgent on {wins_a}/{len(sld)}")
+    leaked = [o for o in outcomes if o.human_with_test_r2 is not None
+              and (o.human_r2 is None or o.human_with_test_r2 > o.human_r2)]
+    for o in leaked:
+        lines.append(f"  {o.task}: a human law fitted on the test rows too reaches {o.human_with_test_r2:.3f} "
+                     f"(interpolation, not the bar; ours {'≥' if _at_or_above(o.mean, o.human_with_test_r2) else '<'} it)")
+    if leaked:
+        wins_all = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_with_test_r2))
+        lines.append(f"counting those laws as bars too: at or above the human law on {wins_all}/{len(outcomes)}")
     return "\n".join(lines)
 
 

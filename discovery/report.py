@@ -49,6 +49,8 @@ class HumanLawResult:
             "citation": self.human.citation,
             "note": self.human.note,
             "space": self.human.space,
+            "loss": self.human.loss,
+            "fitted_on_test_rows": self.human.fitted_on_test_rows,
             **reporting.evaluation_document(self.evaluation, self.options),
         }
 
@@ -56,8 +58,10 @@ class HumanLawResult:
 def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None = None) -> list[HumanLawResult]:
     """Fit and test-score each of the task's human laws as SLDBench scores them.
 
-    Squared error, in the space the law was published for (``HumanLaw.space``),
-    on every training run unless ``outlier_fence`` leaves diverged runs out.
+    With the loss and in the space its authors fit (``HumanLaw.loss`` and
+    ``HumanLaw.space``: squared error on linear residuals unless they say
+    otherwise), on every training run unless ``outlier_fence`` leaves
+    diverged runs out.
     """
     results = []
     for human in task.spec.human_laws:
@@ -65,24 +69,31 @@ def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None =
             law = parse_law(human.formula, task.spec)
         except FormulaError as err:
             raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
-        options = FitOptions(space=human.space, seed=seed, outlier_fence=outlier_fence)
+        options = FitOptions(space=human.space, loss=human.loss, seed=seed, outlier_fence=outlier_fence)
         results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
     return results
 
 
-def best_result(results: list[HumanLawResult]) -> HumanLawResult:
-    """The law with the highest clipped test R² (a failure counts as −1)."""
-    return max(results, key=lambda r: r.evaluation.held_out.clipped_r2)
+def best_result(results: list[HumanLawResult], include_fitted_on_test: bool = False) -> HumanLawResult | None:
+    """The law with the highest clipped test R² (a failure counts as −1); None if none qualifies.
+
+    Laws whose constants were fitted on the test rows too are left out unless
+    ``include_fitted_on_test``: their test R² is not an extrapolation.
+    """
+    eligible = [r for r in results if include_fitted_on_test or not r.human.fitted_on_test_rows]
+    return max(eligible, key=lambda r: r.evaluation.held_out.clipped_r2) if eligible else None
 
 
-def best_human_law(task: Task, seed: int = 0, outlier_fence: float | None = None) -> HumanLawResult | None:
+def best_human_law(task: Task, seed: int = 0, outlier_fence: float | None = None,
+                   include_fitted_on_test: bool = False) -> HumanLawResult | None:
     """The task's published law with the best test R² (None if it has none).
 
     With ``outlier_fence`` (the campaign's, so that a found law and the
     published one are compared under the same fit), each law is fitted both
     on every training run, as SLDBench does, and without the diverged runs;
-    the better fit counts, so the bar a campaign must clear only rises.
+    the better fit counts, so the bar a campaign must clear only rises.  Laws
+    fitted on the test rows too count only with ``include_fitted_on_test``.
     """
     fences = (None,) if outlier_fence is None else (None, outlier_fence)
     results = [r for fence in fences for r in evaluate_human_laws(task, seed, fence)]
-    return best_result(results) if results else None
+    return best_result(results, include_fitted_on_test)

@@ -49,7 +49,15 @@ class Target(_Frozen):
 
 
 class HumanLaw(_Frozen):
-    """A published law written in our formula syntax, with where it comes from."""
+    """A published law written in our formula syntax, with where it comes from.
+
+    ``fitted_on_test_rows`` marks a law whose published constants were fitted
+    on data that includes this task's test rows (e.g. a refit on every point
+    of the dataset).  Its test R² measures interpolation, not extrapolation,
+    so it is reported for reference but is neither the bar a discovered law
+    must clear nor a campaign's starting point (that would carry the test
+    rows into the search).
+    """
 
     name: str
     formula: str
@@ -57,6 +65,8 @@ class HumanLaw(_Frozen):
     note: str = ""
     # How the authors fit it: a law published for log-loss is fitted on log residuals.
     space: Literal["linear", "log"] = "linear"
+    loss: Literal["squared", "huber"] = "squared"
+    fitted_on_test_rows: bool = False
 
 
 class TaskSpec(_Frozen):
@@ -100,6 +110,16 @@ class TaskSpec(_Frozen):
                 "a task without a split column needs 'scale' (its test split is the largest-scale runs)"
             )
         return self
+
+    @property
+    def extrapolating_human_laws(self) -> tuple[HumanLaw, ...]:
+        """The human laws whose constants never saw the test rows: the bar, and the starting points."""
+        return tuple(h for h in self.human_laws if not h.fitted_on_test_rows)
+
+    @property
+    def starting_formulas(self) -> tuple[str, ...]:
+        """The formulas a campaign seeded with human laws starts from (each once)."""
+        return tuple(dict.fromkeys(h.formula for h in self.extrapolating_human_laws))
 
     @property
     def symbols(self) -> tuple[str, ...]:

@@ -280,6 +280,21 @@ def test_baselines_reach_sldbench_human_law_figures(capsys):
     assert best["test"]["r2"] == max(law["test"]["r2"] for law in laws.values())
 
 
+def test_baselines_never_take_a_law_fitted_on_the_test_rows_as_the_bar(capsys):
+    code, out, _ = run_cli(capsys, "baselines", "--json", "--tasks", "chinchilla_epoch_replication")
+    assert code == 0
+    [document] = json.loads(out)
+    laws = {law["name"]: law for law in document["laws"]}
+    epoch = laws["Chinchilla law, Epoch AI refit constants"]
+    assert epoch["fitted_on_test_rows"] and epoch["test"]["r2"] > 0.93  # it interpolates the test rows
+    fair = [law for law in laws.values() if not law["fitted_on_test_rows"]]
+    assert document["law"] == max(fair, key=lambda law: law["test"]["r2"])["name"]
+    assert document["test"]["r2"] < epoch["test"]["r2"]
+    huber = laws["Chinchilla additive law, refitted as Epoch AI fit it"]
+    assert (huber["loss"], huber["space"]) == ("huber", "log")
+    assert huber["test"]["r2"] != laws["Chinchilla additive law, refitted"]["test"]["r2"]  # the loss reached the fitter
+
+
 def test_baselines_table_for_a_user_task_file(tmp_path, capsys):
     path = write_synthetic_task(tmp_path, groups=3)
     code, out, err = run_cli(capsys, "baselines", "--task-file", str(path))

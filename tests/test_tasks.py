@@ -87,6 +87,22 @@ def test_every_human_law_parses_within_budget(curated_tasks, name):
             assert law.n_params <= spec.param_budget
 
 
+@pytest.mark.parametrize("name", sorted(CURATED))
+def test_every_task_has_a_human_law_that_never_saw_its_test_rows(curated_tasks, name):
+    spec = curated_tasks[name].spec
+    assert spec.extrapolating_human_laws, f"{name}: no human law can be the bar"
+    for human in spec.human_laws:
+        if human.fitted_on_test_rows:  # only fixed constants can have seen the test rows
+            assert parse_law(human.formula, spec).n_params == 0, human.name
+
+
+def test_laws_fitted_on_the_test_rows_are_never_starting_points(curated_tasks):
+    spec = curated_tasks["chinchilla_epoch_replication"].spec
+    leaked = [h.formula for h in spec.human_laws if h.fitted_on_test_rows]
+    assert "1.817 + 482.01/N**0.348 + 2085.43/D**0.366" in leaked  # Epoch AI's refit on all 240 points
+    assert spec.starting_formulas == ("E + A/N**alpha + B/D**beta",)  # two fits of one form, started once
+
+
 def test_domain_mixture_human_law_uses_the_whole_budget(curated_tasks):
     spec = curated_tasks["domain_mixture_scaling_law"].spec
     assert parse_law(spec.human_laws[0].formula, spec).n_params == 35

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         proposers = build_proposers(task, settings, args, archive, campaign_id)
         try:
             with _ProgressBar(settings, quiet=args.quiet) as on_progress:
-                starting = [h.formula for h in task.spec.human_laws] if settings.seed_human_laws else []
+                starting = list(task.spec.starting_formulas) if settings.seed_human_laws else []
                 campaign = Campaign(task.training_view(), settings, archive, proposers.weighted,
                                     campaign_id=campaign_id, starting_laws=starting, on_progress=on_progress)
                 result = campaign.run()
