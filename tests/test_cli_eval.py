@@ -295,6 +295,18 @@ def test_baselines_never_take_a_law_fitted_on_the_test_rows_as_the_bar(capsys):
     assert huber["test"]["r2"] != laws["Chinchilla additive law, refitted"]["test"]["r2"]  # the loss reached the fitter
 
 
+def test_discover_json_compares_with_a_human_law_that_never_saw_the_test_rows(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "discover", "chinchilla_epoch_replication", "--budget", "3", "--workers", "0",
+                           "--archive", str(tmp_path / "a.sqlite"), "--json", "--quiet")
+    assert code == 0
+    document = json.loads(out)
+    assert {"task", "formula", "params", "validation", "test", "human", "evaluated", "seconds"} <= set(document)
+    human = document["human"]
+    assert {"name", "formula", "r2", "nmse", "nmae"} <= set(human)
+    assert human["name"] == "Chinchilla additive law, refitted as Epoch AI fit it"  # not Epoch's constants (0.931)
+    assert human["r2"] < 0.9
+
+
 def test_baselines_table_for_a_user_task_file(tmp_path, capsys):
     path = write_synthetic_task(tmp_path, groups=3)
     code, out, err = run_cli(capsys, "baselines", "--task-file", str(path))

@@ -133,7 +133,8 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
         "validation": {"nmse": result.best.validation_nmse, "r2": 1 - result.best.validation_nmse,
                        "score": result.best.score},
         "test": _metrics(final.evaluation.held_out),
-        "human": ({"formula": human.formula, **_metrics(human.evaluation.held_out)} if human else None),
+        "human": ({"name": human.human.name, "formula": human.formula, **_metrics(human.evaluation.held_out)}
+                  if human else None),
     })
     return document
 
@@ -163,7 +164,7 @@ def _print_report(document: dict) -> None:
     human = document.get("human")
     if human:
         print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
-              f"   ({human['formula'].splitlines()[-1][:70]})", file=out)
+              f"   ({human['name']}: {human['formula'].splitlines()[-1][:60]})", file=out)
     if document["proposer"] != "offline":
         print(_llm_line(document), file=out)
 
