@@ -7,8 +7,9 @@ human law's R² fitted by the same fitter (with and without the campaign's
 diverged-run fence, whichever scores better), and SLDAgent's published GPT-5
 figure.  A human law whose constants were fitted on the test rows too is not
 the bar (its R² is interpolation); where one scores higher, the table says so
-in a footnote and counts the wins against it as well.  It also measures throughput (candidates evaluated per second) with
-one and with two worker processes on the same task in the same run.
+in a footnote and counts the wins against it as well.  It also measures
+throughput (candidates evaluated per second) with one and with two worker
+processes on the same task in the same run.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from archive import Archive
 from discovery.campaign import Campaign
 from discovery.offline import OfflineProposer
-from discovery.report import best_human_law, score_on_test
+from discovery.report import best_result, human_law_fits, score_on_test
 from discovery.settings import CampaignSettings
 from tasks import curated_names, load_task
 
@@ -83,10 +84,8 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
                 log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
                     f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
-            task = load_task(name)
-            human, human_with_test = (best_human_law(task, outlier_fence=settings.fit.outlier_fence,
-                                                     include_fitted_on_test=include)
-                                      for include in (False, True))
+            fits = human_law_fits(load_task(name), outlier_fence=settings.fit.outlier_fence)
+            human, human_with_test = best_result(fits), best_result(fits, include_fitted_on_test=True)
             outcomes.append(TaskOutcome(
                 task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,
@@ -120,7 +119,7 @@ def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
         human = f"{o.human_r2:.3f}" if o.human_r2 is not None else "-"
         agent = f"{o.sldagent_r2:.3f}" if o.sldagent_r2 is not None else "-"
         beat_h = "yes" if _at_or_above(o.mean, o.human_r2) else "no"
-        beat_a = "-" if o.sldagent_r2 is None else ("yes" if o.mean >= o.sldagent_r2 - 5e-4 else "no")
+        beat_a = "-" if o.sldagent_r2 is None else ("yes" if _at_or_above(o.mean, o.sldagent_r2) else "no")
         lines.append(f"{o.task:30s} {o.mean:9.3f} {o.worst:10.3f} {human:>7s} {agent:>8s}  "
                      f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f}")
     mean = statistics.fmean(o.mean for o in outcomes)
