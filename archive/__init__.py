@@ -5,8 +5,8 @@ values it takes and returns; ``archive.export`` turns a stored law into LaTeX,
 SymPy, Python or JSON (imported on demand, since it needs SymPy).
 """
 
-from archive.errors import ArchiveError
-from archive.records import (
+from sld.archive.errors import ArchiveError
+from sld.archive.records import (
     CAMPAIGN_STATUSES,
     ENTRY_STATUSES,
     CampaignRecord,
@@ -16,7 +16,7 @@ from archive.records import (
     NewEntry,
     record_to_dict,
 )
-from archive.store import Archive
+from sld.archive.store import Archive
 
 # Where `sld discover` writes and `sld archive` reads unless --archive says otherwise.
 DEFAULT_ARCHIVE = "sld-archive.sqlite"

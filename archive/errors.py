@@ -1,6 +1,6 @@
 """The archive's user-facing error."""
 
-from tasks import SLDError
+from sld.tasks import SLDError
 
 
 class ArchiveError(SLDError):

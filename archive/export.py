@@ -24,13 +24,13 @@ from collections.abc import Iterable, Mapping
 
 import sympy
 
-from archive.errors import ArchiveError
-from archive.jsoncodec import json_safe
-from archive.records import Entry
-from archive.store import Archive
-from evaluators.compiled import ElementwisePrinter
-from evaluators.formula import Law, parse_law
-from tasks import TaskSpec, curated_names, load_task, load_task_file
+from sld.archive.errors import ArchiveError
+from sld.archive.jsoncodec import json_safe
+from sld.archive.records import Entry
+from sld.archive.store import Archive
+from sld.evaluators.compiled import ElementwisePrinter
+from sld.evaluators.formula import Law, parse_law
+from sld.tasks import TaskSpec, curated_names, load_task, load_task_file
 
 EXPORT_FORMATS = ("latex", "sympy", "python", "json")
 

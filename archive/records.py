@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from archive.jsoncodec import json_safe
+from sld.archive.jsoncodec import json_safe
 
 ENTRY_STATUSES = ("ok", "rejected", "failed")
 CAMPAIGN_STATUSES = ("running", "finished", "interrupted", "failed")

@@ -29,12 +29,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from archive.errors import ArchiveError
-from archive.front import pareto_front
-from archive.jsoncodec import from_json, to_json
-from archive.records import CAMPAIGN_STATUSES, CampaignRecord, Entry, LLMCall, LLMUsage, NewEntry
-from archive.schema import SCHEMA_VERSION, create_schema, stored_version
-from tasks import TaskSpec
+from sld.archive.errors import ArchiveError
+from sld.archive.front import pareto_front
+from sld.archive.jsoncodec import from_json, to_json
+from sld.archive.records import CAMPAIGN_STATUSES, CampaignRecord, Entry, LLMCall, LLMUsage, NewEntry
+from sld.archive.schema import SCHEMA_VERSION, create_schema, stored_version
+from sld.tasks import TaskSpec
 
 _ENTRY_SELECT = """
 SELECT l.id, l.campaign_id, l.created_at, l.formula, l.key, l.srepr, l.complexity, l.n_params,

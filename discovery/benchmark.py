@@ -21,12 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from archive import Archive
-from discovery.campaign import Campaign
-from discovery.offline import OfflineProposer
-from discovery.report import best_result, human_law_fits, score_on_test
-from discovery.settings import CampaignSettings
-from tasks import curated_names, load_task
+from sld.archive import Archive
+from sld.discovery.campaign import Campaign
+from sld.discovery.offline import OfflineProposer
+from sld.discovery.report import best_result, human_law_fits, score_on_test
+from sld.discovery.settings import CampaignSettings
+from sld.tasks import curated_names, load_task
 
 # SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
 SLDAGENT_GPT5 = {

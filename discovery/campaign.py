@@ -19,15 +19,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import sympy
 
-from archive import Archive, Entry, NewEntry
-from discovery.population import Member, Population
-from discovery.proposal import Failure, Proposal, ProposalContext, Proposer
-from discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
-from discovery.settings import CampaignSettings
-from discovery.workers import CandidateResult, EvaluationPool
-from evaluators.formula import FormulaError, Law, parse_law
-from evaluators.validation import ValidationSplit
-from tasks import TrainingTask
+from sld.archive import Archive, Entry, NewEntry
+from sld.discovery.population import Member, Population
+from sld.discovery.proposal import Failure, Proposal, ProposalContext, Proposer
+from sld.discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
+from sld.discovery.settings import CampaignSettings
+from sld.discovery.workers import CandidateResult, EvaluationPool
+from sld.evaluators.formula import FormulaError, Law, parse_law
+from sld.evaluators.validation import ValidationSplit
+from sld.tasks import TrainingTask
 
 _MAX_IDLE_ROUNDS = 25  # rounds in a row with nothing new to evaluate: the search is exhausted
 _RECENT_FAILURES = 8

@@ -13,16 +13,16 @@ import sys
 
 import pydantic
 
-from tasks import SLDError
+from sld.tasks import SLDError
 
 # Order here is the order `sld --help` lists them.
 COMMAND_MODULES = (
-    "discovery.commands.tasks_cmd",
-    "discovery.commands.eval_cmd",
-    "discovery.commands.baselines_cmd",
-    "discovery.commands.discover_cmd",
-    "discovery.commands.archive_cmd",
-    "discovery.commands.bench_cmd",
+    "sld.discovery.commands.tasks_cmd",
+    "sld.discovery.commands.eval_cmd",
+    "sld.discovery.commands.baselines_cmd",
+    "sld.discovery.commands.discover_cmd",
+    "sld.discovery.commands.archive_cmd",
+    "sld.discovery.commands.bench_cmd",
 )
 
 

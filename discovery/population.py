@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from discovery.proposal import Scored
+from sld.discovery.proposal import Scored
 
 _COMPLEXITY_BAND = 10
 _MAX_BAND = 12

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from evaluators.formula import Law
-from tasks import TrainingTask
+from sld.evaluators.formula import Law
+from sld.tasks import TrainingTask
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from archive import Archive
-from discovery.offline import OfflineProposer
-from discovery.proposal import Proposer
-from discovery.settings import CampaignSettings
-from tasks import Task
+from sld.archive import Archive
+from sld.discovery.offline import OfflineProposer
+from sld.discovery.proposal import Proposer
+from sld.discovery.settings import CampaignSettings
+from sld.tasks import Task
 
 if TYPE_CHECKING:  # the LLM package is imported only when a campaign uses it
-    from discovery.llm import LLMConfig
+    from sld.discovery.llm import LLMConfig
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ProposerSet:
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     """``--proposer`` and ``--llm-share`` plus the language-model flags."""
-    from discovery.llm import add_llm_arguments as add_model_flags
+    from sld.discovery.llm import add_llm_arguments as add_model_flags
 
     parser.add_argument("--proposer", choices=("offline", "llm", "mixed"),
                         help="who writes candidate laws (default: offline, or mixed when --llm is given)")
@@ -57,7 +57,7 @@ def llm_config(settings: CampaignSettings, args: argparse.Namespace) -> "LLMConf
     """
     if settings.proposer == "offline":
         return None
-    from discovery.llm import config_from_args
+    from sld.discovery.llm import config_from_args
 
     return config_from_args(args)
 
@@ -69,7 +69,7 @@ def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Names
     config = llm_config(settings, args)
     if config is None:
         return ProposerSet(weighted=[(offline, 1.0)])
-    from discovery.llm import LLMProposer, Spent
+    from sld.discovery.llm import LLMProposer, Spent
 
     # Non-zero when resuming, so budgets cover the whole campaign; failed requests were retries of a call.
     usage = archive.llm_usage(campaign_id)

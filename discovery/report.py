@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluators.evaluate import Evaluation, evaluate_on_test
-from evaluators.fitting import FitOptions
-from evaluators.formula import FormulaError, parse_law
-from tasks import HumanLaw, Task
+from sld.evaluators.evaluate import Evaluation, evaluate_on_test
+from sld.evaluators.fitting import FitOptions
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.tasks import HumanLaw, Task
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class HumanLawResult:
         return self.human.formula
 
     def to_dict(self) -> dict:
-        from discovery import reporting
+        from sld.discovery import reporting
 
         return {
             "name": self.human.name,

@@ -18,8 +18,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from evaluators.evaluate import Evaluation
-from evaluators.fitting import FitOptions
+from sld.evaluators.evaluate import Evaluation
+from sld.evaluators.fitting import FitOptions
 
 
 def json_ready(value: Any) -> Any:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluators.fitting import FitOptions
+from sld.evaluators.fitting import FitOptions
 
 
 class CampaignSettings(BaseModel):

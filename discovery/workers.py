@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from evaluators.evaluate import evaluate_on_validation
-from evaluators.fitting import FitOptions
-from evaluators.formula import FormulaError, parse_law
-from evaluators.validation import ValidationSplit
-from tasks import SLDError, TrainingTask
+from sld.evaluators.evaluate import evaluate_on_validation
+from sld.evaluators.fitting import FitOptions
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.evaluators.validation import ValidationSplit
+from sld.tasks import SLDError, TrainingTask
 
 _MEMORY_LIMIT_BYTES = 4 << 30
 _STARTUP_TIMEOUT_S = 120.0

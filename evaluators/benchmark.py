@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, minimize
 
-from evaluators.compiled import compile_expressions
-from evaluators.fitting import FitOptions, LawFitter
-from evaluators.formula import Law
-from evaluators.metrics import score
-from tasks import Rows, Task
+from sld.evaluators.compiled import compile_expressions
+from sld.evaluators.fitting import FitOptions, LawFitter
+from sld.evaluators.formula import Law
+from sld.evaluators.metrics import score
+from sld.tasks import Rows, Task
 
 OURS, NAIVE, BFGS = "ours", "naive multi-start", "BFGS from ones"
 # Stands in for a residual that overflowed, so the naive optimiser backs off.

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from evaluators.fitting import FitOptions, LawFitter
-from evaluators.formula import Law
-from evaluators.metrics import Metrics, score
-from evaluators.validation import ValidationSplit
-from tasks import Rows, Task, TrainingTask
+from sld.evaluators.fitting import FitOptions, LawFitter
+from sld.evaluators.formula import Law
+from sld.evaluators.metrics import Metrics, score
+from sld.evaluators.validation import ValidationSplit
+from sld.tasks import Rows, Task, TrainingTask
 
 
 @dataclass(frozen=True)

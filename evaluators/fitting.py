@@ -49,9 +49,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import least_squares
 from scipy.stats import qmc
 
-from evaluators.compiled import compile_expressions
-from evaluators.formula import Law
-from tasks import Rows, typical_mask
+from sld.evaluators.compiled import compile_expressions
+from sld.evaluators.formula import Law
+from sld.tasks import Rows, typical_mask
 
 _MAX_STARTS = 512
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import sympy
 from pydantic import BaseModel, ConfigDict, Field
 
-from evaluators.canonical import canonical_key
-from tasks import SLDError, TaskSpec
+from sld.evaluators.canonical import canonical_key
+from sld.tasks import SLDError, TaskSpec
 
 
 class FormulaError(SLDError):

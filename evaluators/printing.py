@@ -23,7 +23,7 @@ import math
 
 import sympy
 
-from evaluators.formula import FUNCTION_NAMES, FormulaError
+from sld.evaluators.formula import FUNCTION_NAMES, FormulaError
 
 # Precedence of printed text, loosest first; an operand whose text binds more
 # loosely than its context requires gets parentheses.

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask
+from sld.tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask
 
 
 @dataclass(frozen=True)

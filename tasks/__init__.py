@@ -1,9 +1,9 @@
 """Curated scaling-law tasks and users' own tasks: specs, rows and splits."""
 
-from tasks.errors import SLDError, TaskError
-from tasks.rows import Rows, largest_scale_mask, random_fold_labels, typical_mask
-from tasks.spec import Feature, HumanLaw, Target, TaskSpec
-from tasks.task import Task, TrainingTask, curated_names, load_task, load_task_file
+from sld.tasks.errors import SLDError, TaskError
+from sld.tasks.rows import Rows, largest_scale_mask, random_fold_labels, typical_mask
+from sld.tasks.spec import Feature, HumanLaw, Target, TaskSpec
+from sld.tasks.task import Task, TrainingTask, curated_names, load_task, load_task_file
 
 
 def resolve_task(name: str | None = None, task_file: str | None = None) -> Task:

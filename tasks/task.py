@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pydantic
 
-from tasks.errors import TaskError
-from tasks.rows import Rows, largest_scale_mask
-from tasks.spec import TaskSpec
+from sld.tasks.errors import TaskError
+from sld.tasks.rows import Rows, largest_scale_mask
+from sld.tasks.spec import TaskSpec
 
-CURATED_DIR = resources.files("tasks") / "curated"
+CURATED_DIR = resources.files("sld.tasks") / "curated"
 _SINGLE_GROUP = "all"
 
 

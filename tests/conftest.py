@@ -7,7 +7,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from tasks import TaskSpec
+from sld.tasks import TaskSpec
 
 # Derandomized so CI runs the same examples every time; no example database
 # so runs leave nothing behind.  HYPOTHESIS_PROFILE=dev explores randomly.

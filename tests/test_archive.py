@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archive import (
+from sld.archive import (
     DEFAULT_ARCHIVE,
     Archive,
     ArchiveError,
@@ -32,17 +32,17 @@ from archive import (
     NewEntry,
     record_to_dict,
 )
-from archive.front import pareto_front
-from archive.jsoncodec import from_json, to_json
-from archive.schema import SCHEMA_VERSION
-from discovery import cli
+from sld.archive.front import pareto_front
+from sld.archive.jsoncodec import from_json, to_json
+from sld.archive.schema import SCHEMA_VERSION
+from sld.discovery import cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def sld(argv: list[str]) -> int:
     """Run `sld` with only the archive command registered (others may be mid-rewrite)."""
-    with mock.patch.object(cli, "COMMAND_MODULES", ("discovery.commands.archive_cmd",)):
+    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.commands.archive_cmd",)):
         return cli.main(argv)
 
 
@@ -327,7 +327,7 @@ def test_closed_archive_says_so(path):
 # -- concurrency and crashes ---------------------------------------------------------------
 WRITER = textwrap.dedent("""
     import sys
-    from archive import Archive, NewEntry
+    from sld.archive import Archive, NewEntry
     path, start, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     archive = Archive(path)
     latest = archive.latest_campaign("crash")

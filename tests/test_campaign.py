@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from archive import Archive
-from discovery.campaign import Campaign
-from discovery.proposal import Proposal, ProposalContext
-from discovery.settings import CampaignSettings
-from tasks import Rows, Task, load_task
+from sld.archive import Archive
+from sld.discovery.campaign import Campaign
+from sld.discovery.proposal import Proposal, ProposalContext
+from sld.discovery.settings import CampaignSettings
+from sld.tasks import Rows, Task, load_task
 
 
 class ScriptedProposer:

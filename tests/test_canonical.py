@@ -9,8 +9,8 @@ import re
 import pytest
 import sympy
 
-from evaluators.canonical import canonical_form, canonical_key
-from evaluators.formula import parse_law
+from sld.evaluators.canonical import canonical_form, canonical_key
+from sld.evaluators.formula import parse_law
 
 
 @pytest.fixture(scope="module")

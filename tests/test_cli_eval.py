@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discovery.cli import main
-from tasks import load_task
+from sld.discovery.cli import main
+from sld.tasks import load_task
 
 MOE_LEADERBOARD_LAW = "1.61702 + 43.4757*N**(-0.198986)*E**(-0.073983)"
 PARALLEL_HUMAN_LAW = "(A/(N*(k*log(P) + 1)))**alpha + E"

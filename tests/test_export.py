@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import sympy
 
-from archive import Archive, ArchiveError, NewEntry
-from archive.export import (
+from sld.archive import Archive, ArchiveError, NewEntry
+from sld.archive.export import (
     export_entry,
     rebuild_code,
     safe_names,
@@ -28,10 +28,10 @@ from archive.export import (
     to_python,
     to_sympy,
 )
-from discovery import cli
-from evaluators.fitting import FitOptions, LawFitter
-from evaluators.formula import parse_law
-from tasks import Rows, curated_names, load_task
+from sld.discovery import cli
+from sld.evaluators.fitting import FitOptions, LawFitter
+from sld.evaluators.formula import parse_law
+from sld.tasks import Rows, curated_names, load_task
 
 
 def run_source(source: str) -> dict:
@@ -267,7 +267,7 @@ def test_spec_for_campaign_prefers_file_then_stored_then_curated(tmp_path, make_
 
 def test_cli_export(archive_with_law, capsys):
     path, _, law_id, _ = archive_with_law
-    with mock.patch.object(cli, "COMMAND_MODULES", ("discovery.commands.archive_cmd",)):
+    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.commands.archive_cmd",)):
         assert cli.main(["archive", "export", str(law_id), "--format", "python", "--group", "g",
                          "--archive", str(path)]) == 0
         function = run_source(capsys.readouterr().out)["law"]

@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pytest
 
-from evaluators.fitting import FitOptions, LawFitter
-from evaluators.formula import parse_law
-from evaluators.metrics import score
-from tasks import Rows
+from sld.evaluators.fitting import FitOptions, LawFitter
+from sld.evaluators.formula import parse_law
+from sld.evaluators.metrics import score
+from sld.tasks import Rows
 
 CHINCHILLA_FORM = "E + A*N**(-a) + B*D**(-b)"
 # Two groups with different planted parameters, as a task with two corpora would have.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from evaluators.formula import FormulaError, FormulaLimits, Law, parse_law
-from tasks import SLDError
+from sld.evaluators.formula import FormulaError, FormulaLimits, Law, parse_law
+from sld.tasks import SLDError
 
 
 def refused(text, spec, limits=None) -> str:

@@ -21,7 +21,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluators.formula import FormulaError, Law, parse_law
+from sld.evaluators.formula import FormulaError, Law, parse_law
 
 _DANGEROUS_MODULES = {"os", "sys", "subprocess", "shutil", "socket", "ctypes", "importlib", "builtins", "pty", "posix"}
 _MATH_LIBRARIES = {"sympy", "mpmath"}

@@ -19,11 +19,11 @@ import sys
 import numpy as np
 import pytest
 
-from archive import Archive, Entry
-from discovery.cli import main
-from evaluators.formula import parse_law
+from sld.archive import Archive, Entry
+from sld.discovery.cli import main
+from sld.evaluators.formula import parse_law
 from llm_server import Reply, ScriptedLLMServer
-from tasks import load_task
+from sld.tasks import load_task
 from test_planted_law import _synthetic_task  # SYNTHETIC runs from the planted law below
 
 PLANTED = "E + A*N^(-a)*exp(-b*P)"  # the law behind the synthetic task's data
@@ -229,7 +229,7 @@ def test_no_key_and_no_server_is_one_line_saying_what_to_set(tmp_path):
     archive_path = tmp_path / "archive.sqlite"
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "SLD_LLM_MODEL")}
     done = subprocess.run(
-        [sys.executable, "-m", "discovery.cli", "discover", "parallel_scaling_law", "--llm", "gpt-4o-mini",
+        [sys.executable, "-m", "sld.discovery.cli", "discover", "parallel_scaling_law", "--llm", "gpt-4o-mini",
          "--archive", str(archive_path)],
         env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from discovery.llm import (
+from sld.discovery.llm import (
     BudgetExhausted, LLMAuthError, LLMCall, LLMRequestError, LLMUnavailable,
 )
-from discovery.llm.client import ChatReply, LLMClient
-from discovery.llm.formats import format_ladder, is_format_rejection
-from discovery.llm.schema import SCHEMA_NAME, CandidateList, candidates_json_schema
+from sld.discovery.llm.client import ChatReply, LLMClient
+from sld.discovery.llm.formats import format_ladder, is_format_rejection
+from sld.discovery.llm.schema import SCHEMA_NAME, CandidateList, candidates_json_schema
 from llm_server import Reply, ScriptedLLMServer, closed_port_url, fast_config
-from tasks import SLDError
+from sld.tasks import SLDError
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "propose laws"}]
 GOOD = Reply.candidates("E + A/N^a")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from discovery.llm import data_view
-from tasks import Rows, TaskSpec, TrainingTask
+from sld.discovery.llm import data_view
+from sld.tasks import Rows, TaskSpec, TrainingTask
 
 
 def synthetic_task(n_groups: int = 3, runs: int = 12) -> TrainingTask:

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from archive import Archive
-from discovery.cli import main
+from sld.archive import Archive
+from sld.discovery.cli import main
 
 pytestmark = pytest.mark.llm_server
 

@@ -12,14 +12,14 @@ import threading
 import numpy as np
 import pytest
 
-from discovery.llm import (
+from sld.discovery.llm import (
     LLMAuthError, LLMCall, LLMProposer, PromptOptions, build_messages,
 )
-from discovery.llm.data_view import number
-from discovery.proposal import Failure, ProposalContext, Proposer, Scored
-from evaluators.formula import parse_law
+from sld.discovery.llm.data_view import number
+from sld.discovery.proposal import Failure, ProposalContext, Proposer, Scored
+from sld.evaluators.formula import parse_law
 from llm_server import Reply, ScriptedLLMServer, fast_config
-from tasks import curated_names, load_task
+from sld.tasks import curated_names, load_task
 
 CHINCHILLA = load_task("chinchilla_epoch_replication")
 SPEC = CHINCHILLA.spec
@@ -296,7 +296,7 @@ def test_close_stops_the_loop_thread_and_is_idempotent():
 
 
 def test_calls_land_in_the_archive_through_on_call(tmp_path):
-    from archive import Archive
+    from sld.archive import Archive
 
     archive = Archive(tmp_path / "archive.sqlite")
     try:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from evaluators.metrics import FAILED_R2, score
+from sld.evaluators.metrics import FAILED_R2, score
 
 
 def sldbench_by_hand(y_true: list[list[float]], y_pred: list[list[float]]) -> dict[str, float]:

@@ -7,10 +7,10 @@ import functools
 import pytest
 import sympy
 
-from discovery.offline import build_library, profile_task
-from discovery.offline.library import FAMILIES, recipes
-from evaluators.formula import parse_law
-from tasks import TaskSpec, curated_names, load_task
+from sld.discovery.offline import build_library, profile_task
+from sld.discovery.offline.library import FAMILIES, recipes
+from sld.evaluators.formula import parse_law
+from sld.tasks import TaskSpec, curated_names, load_task
 
 
 @functools.cache

@@ -7,11 +7,11 @@ import functools
 import numpy as np
 import pytest
 
-from discovery.offline import DEFAULT_WEIGHTS, Mutator, profile_task
-from discovery.offline.mutations import GROWING
-from evaluators.formula import parse_law
-from evaluators.printing import law_to_text
-from tasks import load_task
+from sld.discovery.offline import DEFAULT_WEIGHTS, Mutator, profile_task
+from sld.discovery.offline.mutations import GROWING
+from sld.evaluators.formula import parse_law
+from sld.evaluators.printing import law_to_text
+from sld.tasks import load_task
 
 
 @functools.cache

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from discovery.offline import DEFAULT_WEIGHTS, OfflineProposer, OfflineSettings
-from discovery.proposal import ProposalContext, Scored
-from evaluators.formula import FormulaError, parse_law
-from tasks import Rows, TaskSpec, TrainingTask, load_task
+from sld.discovery.offline import DEFAULT_WEIGHTS, OfflineProposer, OfflineSettings
+from sld.discovery.proposal import ProposalContext, Scored
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.tasks import Rows, TaskSpec, TrainingTask, load_task
 
 OPERATORS = set(DEFAULT_WEIGHTS) | {"crossover", "library"}
 

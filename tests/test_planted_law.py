@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from archive import Archive
-from discovery.campaign import Campaign
-from discovery.offline import OfflineProposer
-from discovery.settings import CampaignSettings
-from evaluators.formula import parse_law
-from tasks import load_task_file
+from sld.archive import Archive
+from sld.discovery.campaign import Campaign
+from sld.discovery.offline import OfflineProposer
+from sld.discovery.settings import CampaignSettings
+from sld.evaluators.formula import parse_law
+from sld.tasks import load_task_file
 
 PLANTED = "1.7 + 40*N**(-0.3)*exp(-0.4*P)"
 NOISE = 0.003

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import sympy
 
-from evaluators.formula import FormulaError, parse_law
-from evaluators.printing import UnprintableError, expression_to_text, law_to_text
-from tasks import TaskSpec, curated_names, load_task
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.evaluators.printing import UnprintableError, expression_to_text, law_to_text
+from sld.tasks import TaskSpec, curated_names, load_task
 
 HUMAN_LAWS = [(name, index) for name in curated_names()
               for index in range(len(load_task(name).spec.human_laws))]

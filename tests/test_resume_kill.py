@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from archive import Archive
+from sld.archive import Archive
 
 
 def _count_evaluated(path) -> int:
@@ -24,7 +24,7 @@ def _count_evaluated(path) -> int:
 
 
 def _sld(*args: str) -> list[str]:
-    return [sys.executable, "-m", "discovery.cli", *args]
+    return [sys.executable, "-m", "sld.discovery.cli", *args]
 
 
 def test_sigkill_then_resume_keeps_every_evaluation_once(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
+from sld.discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
 
 
 def test_selection_score_penalises_complexity_and_failures():

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluators.formula import parse_law
-from tasks import (
+from sld.evaluators.formula import parse_law
+from sld.tasks import (
     Rows,
     SLDError,
     Task,

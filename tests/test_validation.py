@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluators.validation import ValidationSplit
-from tasks import Rows, TaskSpec, TrainingTask
+from sld.evaluators.validation import ValidationSplit
+from sld.tasks import Rows, TaskSpec, TrainingTask
 
 
 def synthetic_task(runs_per_group: int, n_groups: int = 3, scale: bool = True,

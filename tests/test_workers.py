@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from discovery.settings import CampaignSettings
-from discovery.workers import EvaluationPool, WorkerStartError
-from evaluators.validation import ValidationSplit
-from tasks import load_task
+from sld.discovery.settings import CampaignSettings
+from sld.discovery.workers import EvaluationPool, WorkerStartError
+from sld.evaluators.validation import ValidationSplit
+from sld.tasks import load_task
 
 
 class _DiesWhenUnpickled:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from archive import DEFAULT_ARCHIVE, Archive, ArchiveError, Entry, record_to_dict
+from sld.archive import DEFAULT_ARCHIVE, Archive, ArchiveError, Entry, record_to_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,7 +91,7 @@ def _front(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from archive.export import export_entry, spec_for_campaign  # needs SymPy; only here
+    from sld.archive.export import export_entry, spec_for_campaign  # needs SymPy; only here
 
     with Archive(args.archive, create=False) as archive:
         entry = archive.entry(args.law_id)

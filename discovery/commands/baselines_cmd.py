@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from discovery import reporting
-from discovery.commands.eval_cmd import add_fence_argument, outlier_fence
-from discovery.report import HumanLawResult, best_result, evaluate_human_laws
-from tasks import Task, curated_names, load_task, load_task_file
+from sld.discovery import reporting
+from sld.discovery.commands.eval_cmd import add_fence_argument, outlier_fence
+from sld.discovery.report import HumanLawResult, best_result, evaluate_human_laws
+from sld.tasks import Task, curated_names, load_task, load_task_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -18,11 +18,11 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from discovery import reporting
-from evaluators.benchmark import FitterComparison, compare_fitters
-from evaluators.fitting import FitOptions
-from evaluators.formula import parse_law
-from tasks import HumanLaw, SLDError, Task, curated_names, load_task
+from sld.discovery import reporting
+from sld.evaluators.benchmark import FitterComparison, compare_fitters
+from sld.evaluators.fitting import FitOptions
+from sld.evaluators.formula import parse_law
+from sld.tasks import HumanLaw, SLDError, Task, curated_names, load_task
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,13 @@ register_bench_subcommand("fit", "time LawFitter against a naive multi-start and
 
 
 def _configure_discover(parser: argparse.ArgumentParser) -> None:
-    from discovery.benchmark import configure_cli
+    from sld.discovery.benchmark import configure_cli
 
     configure_cli(parser)
 
 
 def _run_discover(args: argparse.Namespace) -> int:
-    from discovery.benchmark import run_cli
+    from sld.discovery.benchmark import run_cli
 
     return run_cli(args)
 

@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 
-from archive import DEFAULT_ARCHIVE, Archive
-from discovery.campaign import Campaign, CampaignResult, Progress
-from discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
-from discovery.report import best_human_law, score_on_test
-from discovery.settings import CampaignSettings
-from tasks import SLDError, Task, resolve_task
+from sld.archive import DEFAULT_ARCHIVE, Archive
+from sld.discovery.campaign import Campaign, CampaignResult, Progress
+from sld.discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
+from sld.discovery.report import best_human_law, score_on_test
+from sld.discovery.settings import CampaignSettings
+from sld.tasks import SLDError, Task, resolve_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

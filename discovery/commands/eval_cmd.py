@@ -6,13 +6,13 @@ import argparse
 
 from rich.console import Console
 
-from discovery import reporting
-from discovery.settings import CampaignSettings
-from evaluators.evaluate import Evaluation, evaluate_on_test
-from evaluators.fitting import FitOptions
-from evaluators.formula import parse_law
-from evaluators.metrics import Metrics
-from tasks import Task, TaskError, resolve_task
+from sld.discovery import reporting
+from sld.discovery.settings import CampaignSettings
+from sld.evaluators.evaluate import Evaluation, evaluate_on_test
+from sld.evaluators.fitting import FitOptions
+from sld.evaluators.formula import parse_law
+from sld.evaluators.metrics import Metrics
+from sld.tasks import Task, TaskError, resolve_task
 
 # Beyond this many groups (sft has 42) tables show the first ones and say how many more.
 MAX_GROUPS_SHOWN = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from discovery import reporting
-from tasks import Task, curated_names, load_task
+from sld.discovery import reporting
+from sld.tasks import Task, curated_names, load_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

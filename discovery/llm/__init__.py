@@ -12,14 +12,14 @@ which every ``sld`` command would otherwise pay for at start-up.
 
 from typing import Any
 
-from archive import LLMCall
-from discovery.llm.budget import Budget, Spent
-from discovery.llm.config import LLMConfig
-from discovery.llm.errors import (
+from sld.archive import LLMCall
+from sld.discovery.llm.budget import Budget, Spent
+from sld.discovery.llm.config import LLMConfig
+from sld.discovery.llm.errors import (
     BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
 )
-from discovery.llm.flags import add_llm_arguments, config_from_args
-from discovery.llm.prompt import PromptOptions, build_messages
+from sld.discovery.llm.flags import add_llm_arguments, config_from_args
+from sld.discovery.llm.prompt import PromptOptions, build_messages
 
 __all__ = [
     "Budget", "BudgetExhausted", "LLMAuthError", "LLMCall", "LLMConfig", "LLMConfigError",
@@ -30,7 +30,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "LLMProposer":
-        from discovery.llm.proposer import LLMProposer
+        from sld.discovery.llm.proposer import LLMProposer
 
         return LLMProposer
-    raise AttributeError(f"module 'discovery.llm' has no attribute {name!r}")
+    raise AttributeError(f"module 'sld.discovery.llm' has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from discovery.llm.errors import BudgetExhausted
+from sld.discovery.llm.errors import BudgetExhausted
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from typing import Any
 
 import openai
 
-from archive import LLMCall
-from discovery.llm.budget import Budget
-from discovery.llm.config import LLMConfig
-from discovery.llm.errors import LLMAuthError, LLMRequestError, LLMUnavailable, one_line
-from discovery.llm.formats import ResponseFormat, format_ladder, is_format_rejection
+from sld.archive import LLMCall
+from sld.discovery.llm.budget import Budget
+from sld.discovery.llm.config import LLMConfig
+from sld.discovery.llm.errors import LLMAuthError, LLMRequestError, LLMUnavailable, one_line
+from sld.discovery.llm.formats import ResponseFormat, format_ladder, is_format_rejection
 
 OnCall = Callable[[LLMCall], None]
 _RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from discovery.llm.errors import LLMConfigError
+from sld.discovery.llm.errors import LLMConfigError
 
 # Local servers ignore the key, but the client library insists on one.
 PLACEHOLDER_API_KEY = "sk-local-no-key-needed"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tasks import Rows, TaskSpec, TrainingTask
-from tasks.rows import scale_rank
+from sld.tasks import Rows, TaskSpec, TrainingTask
+from sld.tasks.rows import scale_rank
 
 _FLAT_BELOW = 0.2  # |Spearman rho| under this reads as "no clear trend"
 

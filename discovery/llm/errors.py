@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks import SLDError
+from sld.tasks import SLDError
 
 
 class LLMError(SLDError):

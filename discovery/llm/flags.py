@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import get_args
 
-from discovery.llm.config import LLMConfig, ResponseFormatName
+from sld.discovery.llm.config import LLMConfig, ResponseFormatName
 
 # flag destination -> LLMConfig field, for the flags that map one to one
 _FIELD_FLAGS = {

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from discovery.llm import data_view
-from discovery.llm.errors import one_line
-from discovery.proposal import Failure, ProposalContext, Scored
-from evaluators.formula import FUNCTION_NAMES, FormulaLimits
-from tasks import TaskSpec
+from sld.discovery.llm import data_view
+from sld.discovery.llm.errors import one_line
+from sld.discovery.proposal import Failure, ProposalContext, Scored
+from sld.evaluators.formula import FUNCTION_NAMES, FormulaLimits
+from sld.tasks import TaskSpec
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class PromptOptions:
 @cache
 def load_template(name: str) -> string.Template:
     """A prompt template shipped in ``discovery/prompts``."""
-    text = (resources.files("discovery") / "prompts" / name).read_text(encoding="utf-8")
+    text = (resources.files("sld.discovery") / "prompts" / name).read_text(encoding="utf-8")
     return string.Template(text)
 
 

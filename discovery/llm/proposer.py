@@ -17,17 +17,17 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from archive import LLMCall
-from discovery.llm.budget import Budget, Spent
-from discovery.llm.client import ChatReply, LLMClient
-from discovery.llm.config import LLMConfig
-from discovery.llm.errors import BudgetExhausted, LLMConfigError, LLMError, one_line
-from discovery.llm.prompt import PromptOptions, build_messages
-from discovery.llm.reply_parser import extract_candidates
-from discovery.llm.schema import SCHEMA_NAME, candidates_json_schema
-from discovery.proposal import Failure, Proposal, ProposalContext
-from evaluators.formula import FormulaError, parse_law
-from tasks import TaskSpec
+from sld.archive import LLMCall
+from sld.discovery.llm.budget import Budget, Spent
+from sld.discovery.llm.client import ChatReply, LLMClient
+from sld.discovery.llm.config import LLMConfig
+from sld.discovery.llm.errors import BudgetExhausted, LLMConfigError, LLMError, one_line
+from sld.discovery.llm.prompt import PromptOptions, build_messages
+from sld.discovery.llm.reply_parser import extract_candidates
+from sld.discovery.llm.schema import SCHEMA_NAME, candidates_json_schema
+from sld.discovery.proposal import Failure, Proposal, ProposalContext
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.tasks import TaskSpec
 
 T = TypeVar("T")
 _MAX_RATIONALE = 500

@@ -12,10 +12,10 @@ import argparse
 import statistics
 import time
 
-from discovery.offline.proposer import OfflineProposer
-from discovery.proposal import ProposalContext, Scored
-from evaluators.formula import parse_law
-from tasks import curated_names, load_task
+from sld.discovery.offline.proposer import OfflineProposer
+from sld.discovery.proposal import ProposalContext, Scored
+from sld.evaluators.formula import parse_law
+from sld.tasks import curated_names, load_task
 
 
 def benchmark_task(name: str, rounds: int, batch: int, seed: int) -> dict[str, float]:

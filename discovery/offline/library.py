@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import sympy
 
-from discovery.offline.names import NameAllocator
-from discovery.offline.pieces import (
+from sld.discovery.offline.names import NameAllocator
+from sld.discovery.offline.pieces import (
     ParamPool, coordinate, decay, decay_factor, growth, saturating, shifted_power,
 )
-from discovery.offline.profile import FeatureInfo, TaskProfile
-from evaluators.formula import FormulaError, Law, parse_law
-from evaluators.printing import law_to_text
+from sld.discovery.offline.profile import FeatureInfo, TaskProfile
+from sld.evaluators.formula import FormulaError, Law, parse_law
+from sld.evaluators.printing import law_to_text
 
 # (pool, target index) -> the expression for that target
 Builder = Callable[[ParamPool, int], sympy.Expr]

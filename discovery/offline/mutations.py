@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from discovery.offline.names import NameAllocator
-from discovery.offline.pieces import ParamPool, coordinate, random_piece
-from discovery.offline.profile import FeatureInfo, TaskProfile
-from discovery.offline.trees import Node, has_any, pick, replace_at, select, walk
-from evaluators.formula import FormulaError, Law, parse_law
-from evaluators.printing import expression_to_text, law_to_text
+from sld.discovery.offline.names import NameAllocator
+from sld.discovery.offline.pieces import ParamPool, coordinate, random_piece
+from sld.discovery.offline.profile import FeatureInfo, TaskProfile
+from sld.discovery.offline.trees import Node, has_any, pick, replace_at, select, walk
+from sld.evaluators.formula import FormulaError, Law, parse_law
+from sld.evaluators.printing import expression_to_text, law_to_text
 
 Outputs = tuple[sympy.Expr, ...]
 

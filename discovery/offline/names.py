@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sympy
 
-from evaluators.formula import FormulaError, parse_law
-from tasks import TaskSpec
+from sld.evaluators.formula import FormulaError, parse_law
+from sld.tasks import TaskSpec
 
 # Readable names first, by the role a parameter plays in a law; the role's
 # fallback prefix numbers further ones.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import sympy
 
-from discovery.offline.names import NameAllocator
-from discovery.offline.profile import FeatureInfo
+from sld.discovery.offline.names import NameAllocator
+from sld.discovery.offline.profile import FeatureInfo
 
 
 class ParamPool:

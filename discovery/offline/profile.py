@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import sympy
 
-from tasks import Rows, TaskSpec
+from sld.tasks import Rows, TaskSpec
 
 FeatureKind = Literal["positive", "nonnegative", "real"]
 

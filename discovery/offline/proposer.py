@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from discovery.offline.library import LibraryEntry, build_library
-from discovery.offline.mutations import DEFAULT_WEIGHTS, Child, Mutator, check_weights
-from discovery.offline.names import NameAllocator
-from discovery.offline.profile import TaskProfile, profile_task
-from discovery.proposal import Proposal, ProposalContext, Scored
-from evaluators.formula import Law, parse_law
-from tasks import Rows, TaskSpec
+from sld.discovery.offline.library import LibraryEntry, build_library
+from sld.discovery.offline.mutations import DEFAULT_WEIGHTS, Child, Mutator, check_weights
+from sld.discovery.offline.names import NameAllocator
+from sld.discovery.offline.profile import TaskProfile, profile_task
+from sld.discovery.proposal import Proposal, ProposalContext, Scored
+from sld.evaluators.formula import Law, parse_law
+from sld.tasks import Rows, TaskSpec
 
 
 class OfflineSettings(BaseModel):
