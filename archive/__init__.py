@@ -16,10 +16,7 @@ from sld.archive.records import (
     NewEntry,
     record_to_dict,
 )
-from sld.archive.store import Archive
-
-# Where `sld discover` writes and `sld archive` reads unless --archive says otherwise.
-DEFAULT_ARCHIVE = "sld-archive.sqlite"
+from sld.archive.store import DEFAULT_ARCHIVE, Archive
 
 __all__ = [
     "Archive", "ArchiveError", "CAMPAIGN_STATUSES", "CampaignRecord", "DEFAULT_ARCHIVE",

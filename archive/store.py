@@ -12,6 +12,11 @@ Concurrency: WAL lets ``sld archive top`` read while a campaign writes; a
 busy timeout makes any writer or schema check wait for a lock instead of
 failing.  One ``Archive`` may be shared by threads (calls are serialised).
 
+Faults: a read-only, locked, damaged or non-SQLite file surfaces as an
+``ArchiveError`` naming the file and the fix (``archive.connection``); readers
+open the file read-only, and a writer checks it is intact before writing, so a
+damaged file is never written into.
+
 Non-finite numbers: in JSON columns they are the strings ``"NaN"``,
 ``"Infinity"``, ``"-Infinity"`` (see ``archive.jsoncodec``) and read back as
 floats.  In the ``score`` column SQLite stores infinities as such but NaN as
@@ -29,12 +34,19 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sld.archive.connection import archive_error, damaged_message, open_connection
 from sld.archive.errors import ArchiveError
 from sld.archive.front import pareto_front
 from sld.archive.jsoncodec import from_json, to_json
 from sld.archive.records import CAMPAIGN_STATUSES, CampaignRecord, Entry, LLMCall, LLMUsage, NewEntry
 from sld.archive.schema import SCHEMA_VERSION, create_schema, stored_version
 from sld.tasks import TaskSpec
+
+# Where `sld discover` writes and `sld archive` reads unless --archive says otherwise.
+DEFAULT_ARCHIVE = "sld-archive.sqlite"
+
+# How long a writer or reader waits for another process's lock before giving up.
+BUSY_TIMEOUT_S = 30.0
 
 _ENTRY_SELECT = """
 SELECT l.id, l.campaign_id, l.created_at, l.formula, l.key, l.srepr, l.complexity, l.n_params,
@@ -68,34 +80,39 @@ class Archive:
 
     ``create=False`` opens an existing archive only (for commands that read),
     so a mistyped path gives an error instead of a new empty file.
+    ``read_only=True`` (implies ``create=False``) opens it in SQLite's
+    read-only mode, for commands that only read: they then work on a file or
+    medium the user may not write.  ``busy_timeout_s`` (default
+    ``BUSY_TIMEOUT_S``) is how long to wait for another process's lock.
+    Every SQLite failure surfaces as an ``ArchiveError`` naming the file and
+    the fix (``archive.connection``).
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, create: bool = True, busy_timeout_s: float = 30.0
+        self, path: str | os.PathLike, *, create: bool = True, read_only: bool = False,
+        busy_timeout_s: float | None = None,
     ) -> None:
         self.path = Path(path)
-        self._busy_timeout_s = busy_timeout_s
-        if not create and not self.path.is_file():
+        self._read_only = read_only
+        self._busy_timeout_s = BUSY_TIMEOUT_S if busy_timeout_s is None else busy_timeout_s
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = None
+        if self.path.is_dir():
+            raise ArchiveError(
+                f"{self.path} is a directory, not an archive file; pass a file path such as "
+                f"{self.path / DEFAULT_ARCHIVE} to --archive"
+            )
+        if (read_only or not create) and not self.path.is_file():
             raise ArchiveError(
                 f"no archive at {self.path}; run `sld discover` first or pass --archive"
             )
-        self._lock = threading.RLock()
-        self._connection: sqlite3.Connection | None = None
         try:
-            connection = sqlite3.connect(
-                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._connection = open_connection(self.path, read_only=read_only, timeout_s=self._busy_timeout_s)
+            self._connection.row_factory = sqlite3.Row
+            self._configure(create and not read_only)
         except sqlite3.Error as err:
-            raise ArchiveError(f"cannot open archive {self.path}: {err}; check the path") from None
-        connection.row_factory = sqlite3.Row
-        self._connection = connection
-        try:
-            self._configure(create)
-        except sqlite3.DatabaseError as err:
             self.close()
-            raise ArchiveError(
-                f"{self.path} is not a usable sld archive ({err}); pass another --archive path"
-            ) from None
+            raise archive_error(err, self.path, busy_timeout_s=self._busy_timeout_s) from None
         except BaseException:
             self.close()
             raise
@@ -129,6 +146,20 @@ class Archive:
             with self._write():
                 if stored_version(connection) is None:  # another process may have just made it
                     create_schema(connection)
+        elif not self._read_only:
+            self._check_intact()
+
+    def _check_intact(self) -> None:
+        """Refuse to write into a damaged file, which could lose more of what it holds.
+
+        ``quick_check`` reads every page once (milliseconds for thousands of laws);
+        readers skip it and meet damage, if any, in the pages they read.
+        """
+        with self._read() as db:
+            found = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if found != "ok":  # e.g. "*** in database main ***\nPage 43: btreeInitPage() returns error code 11"
+            problem = " ".join(found.replace("*** in database main ***", "").split())
+            raise ArchiveError(damaged_message(self.path, f"integrity check: {problem}"))
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -158,7 +189,7 @@ class Archive:
             try:
                 yield connection
             except BaseException:
-                connection.execute("ROLLBACK")
+                _end(connection, "ROLLBACK")
                 raise
             connection.execute("COMMIT")
 
@@ -170,8 +201,10 @@ class Archive:
             connection.execute("BEGIN")
             try:
                 yield connection
-            finally:
-                connection.execute("COMMIT")
+            except BaseException:
+                _end(connection, "COMMIT")
+                raise
+            connection.execute("COMMIT")
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -182,13 +215,10 @@ class Archive:
                 f"archive {self.path} refused the write ({err}); an id it refers to "
                 "(campaign, parent law or LLM call) does not exist"
             ) from None
-        except sqlite3.OperationalError as err:
-            if "locked" in str(err) or "busy" in str(err):
-                raise ArchiveError(
-                    f"archive {self.path} stayed locked by another process for "
-                    f"{self._busy_timeout_s:g} s; wait for it or use another --archive"
-                ) from None
+        except sqlite3.ProgrammingError:  # a bug here, not a fault of the file
             raise
+        except sqlite3.DatabaseError as err:  # locked, read-only, damaged, disk full, ...
+            raise archive_error(err, self.path, busy_timeout_s=self._busy_timeout_s) from None
 
     # -- campaigns -------------------------------------------------------------
     def create_campaign(
@@ -374,6 +404,18 @@ class _Point:
 
     def __init__(self, id: int, complexity: int | None, score: float | None) -> None:
         self.id, self.complexity, self.score = id, complexity, score
+
+
+def _end(connection: sqlite3.Connection, statement: str) -> None:
+    """End a transaction a failure interrupted, unless SQLite already rolled it back.
+
+    A failed ROLLBACK or COMMIT here would hide the failure that matters.
+    """
+    if connection.in_transaction:
+        try:
+            connection.execute(statement)
+        except sqlite3.Error:
+            pass
 
 
 def _lookup(db: sqlite3.Connection, campaign_id: int, key: str) -> int | None:

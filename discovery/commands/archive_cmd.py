@@ -1,7 +1,8 @@
 """``sld archive``: read the archive a campaign wrote — best laws, Pareto front, exports.
 
-Every action opens the archive read-only-in-spirit (``create=False``): a
-mistyped path is an error, never a new empty file, and reading while a
+Every action opens the archive in SQLite's read-only mode (``read_only=True``):
+a mistyped path is an error, never a new empty file; an archive the user may
+not write (or on read-only media) can still be read; and reading while a
 campaign writes is safe (WAL).
 """
 
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = actions.add_parser("export", help="one law as LaTeX, SymPy, Python or JSON")
     export.add_argument("law_id", type=int, metavar="LAW_ID", help="law id (see `sld archive top`)")
     export.add_argument(
-        "--format", required=True, choices=("latex", "sympy", "python", "json"),
+        "--format", metavar="FORMAT",  # checked by export_entry, whose module needs SymPy
         help="latex, sympy (srepr and a rebuilding snippet), python (NumPy function) or json",
     )
     export.add_argument("--group", metavar="G", help="substitute the values fitted for group G")
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--task-file", metavar="FILE",
         help="the task's TOML, for a user task whose spec the archive does not hold",
     )
-    _add_common(export)
+    _add_common(export, json_flag=True)
     export.set_defaults(handler=_export)
 
     campaigns = actions.add_parser("campaigns", help="the campaigns in the archive")
@@ -65,7 +66,7 @@ def _add_common(parser: argparse.ArgumentParser, json_flag: bool = False, campai
     if campaign:
         parser.add_argument("--campaign", type=int, metavar="ID", help="only this campaign")
     if json_flag:
-        parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        parser.add_argument("--json", action="store_true", help="print JSON (for export: --format json)")
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -77,31 +78,46 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 def _top(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ArchiveError(f"-n must be at least 1, got {args.n}")
-    with Archive(args.archive, create=False) as archive:
+    with Archive(args.archive, read_only=True) as archive:
         _check_scope(archive, args.task, args.campaign)
         entries = archive.top(args.task, n=args.n, campaign_id=args.campaign)
     return _show(entries, args, empty=f"no successfully fitted laws of {args.task!r} yet")
 
 
 def _front(args: argparse.Namespace) -> int:
-    with Archive(args.archive, create=False) as archive:
+    with Archive(args.archive, read_only=True) as archive:
         _check_scope(archive, args.task, args.campaign)
         entries = archive.front(args.task, campaign_id=args.campaign)
     return _show(entries, args, empty=f"no successfully fitted laws of {args.task!r} yet")
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sld.archive.export import export_entry, spec_for_campaign  # needs SymPy; only here
+    from sld.archive.export import EXPORT_FORMATS, export_entry, spec_for_campaign  # needs SymPy; only here
 
-    with Archive(args.archive, create=False) as archive:
+    export_format = _export_format(args, EXPORT_FORMATS)
+    with Archive(args.archive, read_only=True) as archive:
         entry = archive.entry(args.law_id)
         spec = spec_for_campaign(archive, entry.campaign_id, args.task_file)
-    sys.stdout.write(export_entry(entry, spec, args.format, args.group))
+    sys.stdout.write(export_entry(entry, spec, export_format, args.group))
     return 0
 
 
+def _export_format(args: argparse.Namespace, formats: Sequence[str]) -> str:
+    """``--format``, where ``--json`` (which every command takes) means ``--format json``.
+
+    An unknown format is refused by ``export_entry``.
+    """
+    if args.json and args.format not in (None, "json"):
+        raise ArchiveError(f"--json exports JSON but --format asks for {args.format}; drop one of them")
+    if args.json:
+        return "json"
+    if args.format is None:
+        raise ArchiveError(f"say how to export law {args.law_id}: --format {'|'.join(formats)}, or --json")
+    return args.format
+
+
 def _campaigns(args: argparse.Namespace) -> int:
-    with Archive(args.archive, create=False) as archive:
+    with Archive(args.archive, read_only=True) as archive:
         rows = [
             (c, archive.count(c.id), archive.llm_usage(c.id)) for c in archive.campaigns(args.task)
         ]
