@@ -164,7 +164,8 @@ class Campaign:
         full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.
         thorough = replace(self.split, all_random_folds=True)
-        timeout = full.max_seconds * len(thorough.fold_pairs(self.task)) + 10.0
+        # the per-candidate safety net, once per fold: these fits do several times the search's work
+        timeout = self.settings.candidate_timeout_s * len(thorough.fold_pairs(self.task))
         with EvaluationPool(self.task, thorough, full, self.settings.workers, timeout) as pool:
             results = dict(pool.evaluate([member.law.text for member in finalists]))
         rescored = []

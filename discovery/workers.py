@@ -35,7 +35,7 @@ class WorkerStartError(SLDError):
 class CandidateResult:
     """What a worker reports for one formula (validation only; no test rows exist here)."""
 
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "timed_out" (cut off by the wall-clock safety net)
     reason: str = ""
     params: dict[str, dict[str, float]] = field(default_factory=dict)
     train: dict = field(default_factory=dict)
@@ -171,12 +171,18 @@ class EvaluationPool:
             "re-import the script), or set workers=0 to evaluate in-process")
 
     def _restart(self, worker: _Worker) -> None:
+        """Replace a dead or overdue worker; its start-up is not charged to other candidates."""
+        began = time.monotonic()
         worker.process.kill()
         worker.process.join()
         worker.connection.close()
         fresh = self._spawn()
         self._await_ready(fresh)
         worker.process, worker.connection, worker.job = fresh.process, fresh.connection, None
+        spent = time.monotonic() - began
+        for other in self._workers:
+            if other.job is not None:
+                other.deadline += spent
 
     def evaluate(self, formulas: list[str]) -> Iterator[tuple[int, CandidateResult]]:
         """Yield ``(index, result)`` for each formula, in order of completion."""
@@ -211,6 +217,7 @@ class EvaluationPool:
                     self._restart(worker)
                     busy.remove(worker)
                     yield index, CandidateResult(
-                        "failed", reason=f"evaluation exceeded the {self.timeout_s:g} s timeout",
-                        seconds=self.timeout_s,
+                        "timed_out", reason=f"timed out: evaluation exceeded the {self.timeout_s:g} s "
+                        "wall-clock safety net per candidate (candidate_timeout_s)",
+                        diagnostics={"timed_out": True}, seconds=self.timeout_s,
                     )

@@ -33,8 +33,9 @@ def compile_expressions(
     expressions: Sequence[sympy.Expr],
     features: Sequence[sympy.Symbol],
     params: Sequence[sympy.Symbol],
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Return ``f(X, theta) -> array (len(expressions), n)`` evaluating every expression.
+) -> "CompiledExpressions":
+    """Return ``f(X, theta) -> array (len(expressions), n)`` evaluating every expression
+    (``f.batched`` evaluates many parameter vectors at once).
 
     ``X`` is the n × len(features) matrix, ``theta`` the parameter vector.
     Floating-point warnings are silenced: callers check results for finiteness.
@@ -49,20 +50,37 @@ def compile_expressions(
             [*xs, *ps], renamed, modules="numpy", printer=ElementwisePrinter, cse=True
         )
 
-    def evaluate(X: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        n = X.shape[0]
+    return CompiledExpressions(function, len(renamed))
+
+
+class CompiledExpressions:
+    """Evaluates compiled expressions on one parameter vector or on a batch of them."""
+
+    def __init__(self, function: Callable, n_expressions: int) -> None:
+        self._function = function
+        self.n_expressions = n_expressions
+
+    def __call__(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Every expression on the rows of ``X`` (n × features) at ``theta``: (expressions, n)."""
+        return self._evaluate([*X.T], [*theta], (X.shape[0],))
+
+    def batched(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Problem b's rows ``X[b]`` (B × n × features) at ``theta[b]`` (B × p): (expressions, B, n)."""
+        columns = [X[..., i] for i in range(X.shape[-1])]
+        params = [theta[:, j, None] for j in range(theta.shape[1])]
+        return self._evaluate(columns, params, X.shape[:2])
+
+    def _evaluate(self, columns: list, params: list, shape: tuple[int, ...]) -> np.ndarray:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                values = function(*X.T, *theta)
+                values = self._function(*columns, *params)
             except (ZeroDivisionError, OverflowError, ValueError, TypeError, FloatingPointError):
-                return np.full((len(renamed), n), np.nan)
-        out = np.empty((len(renamed), n))
-        for i, value in enumerate(values):
-            value = np.asarray(value)
-            if np.iscomplexobj(value):
-                value = np.where(np.abs(value.imag) > 0, np.nan, value.real)
-            out[i] = np.broadcast_to(value.astype(float, copy=False), (n,))
+                return np.full((self.n_expressions, *shape), np.nan)
+            out = np.empty((self.n_expressions, *shape))
+            for i, value in enumerate(values):
+                value = np.asarray(value)
+                if np.iscomplexobj(value):
+                    value = np.where(np.abs(value.imag) > 0, np.nan, value.real)
+                out[i] = np.broadcast_to(value.astype(float, copy=False), shape)
         return out
-
-    return evaluate

@@ -39,25 +39,34 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import sympy
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.optimize import least_squares
 from scipy.stats import qmc
 
-from sld.evaluators.compiled import compile_expressions
+from sld.evaluators import levenberg
+from sld.evaluators.compiled import CompiledExpressions, compile_expressions
 from sld.evaluators.formula import Law
+from sld.evaluators.levenberg import robust_cost
+from sld.evaluators.projection import GroupStack, Projection, project
 from sld.tasks import Rows, typical_mask
 
 _MAX_STARTS = 512
+_CHUNK_VALUES = 1 << 21  # values per batched screening call: bounds its memory to tens of MB
+_FD_STEP = 1.49e-8  # forward-difference step, relative (√ machine epsilon)
 
 
 class FitOptions(BaseModel):
-    """How to fit.  Defaults suit SLDBench-style extrapolation (squared error, linear space)."""
+    """How to fit.  Defaults suit SLDBench-style extrapolation (squared error, linear space).
+
+    Every bound is a bound on work (starts, iterations), so a fit is a pure
+    function of (law, rows, options): the same parameters on any machine under
+    any load.  ``max_seconds`` is only a safety net, off by default; when it
+    bites, the groups left unfitted say so.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,10 +77,12 @@ class FitOptions(BaseModel):
         default=1e-3, gt=0, description="Huber threshold: absolute on log residuals, "
         "relative to the median |target| on linear ones")
     n_starts: int = Field(default=64, ge=1, description="Sobol starts per nonlinear parameter")
-    n_refine: int = Field(default=12, ge=1, description="best starts refined by variable projection")
+    n_refine: int = Field(default=24, ge=1, description="best starts refined by variable projection")
     n_polish: int = Field(default=3, ge=1, description="best refined starts polished jointly")
-    max_nfev: int = Field(default=400, ge=1)
-    max_seconds: float = Field(default=30.0, gt=0, description="time bound for the whole law")
+    max_nfev: int = Field(default=400, ge=1, description="iterations of the joint polish per start")
+    max_seconds: float | None = Field(
+        default=None, gt=0, description="wall-clock safety net for the whole law (None: no limit); "
+        "results then depend on machine speed, so it is off unless asked for")
     seed: int = Field(default=0, ge=0, description="seed of the Sobol starts (NumPy needs it non-negative)")
     outlier_fence: float | None = Field(
         default=None, gt=0, description="IQRs: training runs whose target lies further from the quartiles "
@@ -80,7 +91,13 @@ class FitOptions(BaseModel):
 
 @dataclass(frozen=True)
 class GroupFit:
-    """The fit of one group: parameter values, the objective reached, and diagnostics."""
+    """The fit of one group: parameter values, the objective reached, and diagnostics.
+
+    ``condition`` is the condition number of the column-scaled Jacobian at the
+    optimum: above about 1e8 some combination of parameters is not pinned down
+    by the data (terms that cancel, redundant parameters), and the fitted
+    values are numerically meaningless even where the fit looks good.
+    """
 
     params: dict[str, float]
     cost: float
@@ -90,6 +107,7 @@ class GroupFit:
     n_evaluations: int
     failed: bool = False
     reason: str = ""
+    condition: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,12 +119,31 @@ class _Block:
     linear: tuple[int, ...]  # positions within ``params``
     nonlinear: tuple[int, ...]
     exponent_like: tuple[bool, ...]  # per nonlinear parameter
-    value_and_jacobian: object  # f(X, theta) -> (k + k*m, n)
-    projected: object  # f(X, theta_nonlinear) -> (k + k*len(linear), n)
+    value_and_jacobian: CompiledExpressions  # (X, theta) -> (k + k*m, n)
+    projected: CompiledExpressions  # (X, theta_nonlinear) -> (k + k*len(linear), n)
+
+
+@dataclass(frozen=True)
+class _BlockFit:
+    """One block fitted on every group: per group θ (G, m), cost, starts, evaluations, condition."""
+
+    theta: np.ndarray
+    cost: np.ndarray
+    starts: int
+    evaluations: np.ndarray
+    condition: np.ndarray
+
+
+class _TimeLimit(Exception):
+    """The optional wall-clock safety net (``max_seconds``) was reached."""
 
 
 class LawFitter:
     """Fits ``law`` per group.
+
+    All groups, and all starts of each group, are fitted together as batches
+    (``evaluators.levenberg``, ``evaluators.projection``); each group's result is
+    independent of the others.
 
     Fitted attributes: ``params_``, ``group_fits_``, ``failed_``, ``failure_reason_``,
     ``space_``, ``fitted_mask_`` (which of the given runs were fitted: all but those
@@ -122,7 +159,8 @@ class LawFitter:
     # -- public API --------------------------------------------------------
     def fit(self, rows: Rows) -> "LawFitter":
         start = time.perf_counter()
-        deadline = start + self.options.max_seconds
+        limit = self.options.max_seconds
+        self._deadline = start + limit if limit is not None else math.inf
         self.fitted_mask_ = _inside_fence(rows, self.options.outlier_fence)
         self.n_left_out_ = int(np.count_nonzero(~self.fitted_mask_))
         rows = rows.select(self.fitted_mask_) if self.n_left_out_ else rows
@@ -131,17 +169,23 @@ class LawFitter:
         # On linear residuals a Huber threshold is relative to the targets' magnitude.
         self._huber_scale = self.options.huber_delta * (
             1.0 if self.space_ == "log" else max(float(np.median(np.abs(rows.y))), 1e-12))
-        fits: dict[str, GroupFit] = {}
-        for name, group in rows.by_group().items():
-            if self.space_ == "log" and not y_positive:
-                fits[name] = _failed(group, "log-space fitting needs positive targets; use space='linear'")
-                continue
-            fits[name] = self._fit_group(group, deadline)
+        groups = rows.by_group()
+        if self.space_ == "log" and not y_positive:
+            fits = {name: _failed(group, "log-space fitting needs positive targets; use space='linear'")
+                    for name, group in groups.items()}
+        else:
+            try:
+                fits = self._fit_groups(groups)
+            except _TimeLimit:
+                reason = (f"fit stopped at its wall-clock limit of {limit:g} s (max_seconds); "
+                          "raise it or leave it unset")
+                fits = {name: _failed(group, reason) for name, group in groups.items()}
         self.group_fits_ = fits
         self.params_ = {g: f.params for g, f in fits.items() if not f.failed}
         failures = [f"{g}: {f.reason}" for g, f in fits.items() if f.failed]
         self.failed_ = bool(failures)
-        self.failure_reason_ = "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else "")
+        self.failure_reason_ = "; ".join(failures[:3]) + (
+            f" (and {len(failures) - 3} more groups)" if len(failures) > 3 else "")
         self.seconds_ = time.perf_counter() - start
         return self
 
@@ -157,73 +201,99 @@ class LawFitter:
             out[mask] = self._predict_fn(rows.X[mask], theta).T
         return out
 
-    # -- one group ---------------------------------------------------------
-    def _fit_group(self, rows: Rows, deadline: float) -> GroupFit:
-        theta = np.zeros(self.law.n_params)
-        total_starts = evaluations = 0
-        cost = 0.0
+    # -- all groups ----------------------------------------------------------
+    def _fit_groups(self, groups: dict[str, Rows]) -> dict[str, GroupFit]:
+        stack = GroupStack.of(groups)
+        n_groups = len(stack.names)
+        theta = np.zeros((n_groups, self.law.n_params))
+        cost = np.zeros(n_groups)
+        starts = 0
+        evaluations = np.zeros(n_groups, dtype=int)
+        condition = np.ones(n_groups)
         for block in self._blocks:
-            result = self._fit_block(block, rows, deadline)
-            if result is None:
-                return _failed(rows, "no start gave finite predictions (overflow, log of a negative, ...)")
-            block_theta, block_cost, n_starts, n_evals = result
-            theta[list(block.params)] = block_theta
-            cost += block_cost
-            total_starts += n_starts
-            evaluations += n_evals
-            if time.perf_counter() > deadline:
-                return _failed(rows, f"fit exceeded its time bound of {self.options.max_seconds:g} s")
-        predictions = self._predict_fn(rows.X, theta).T
-        if not np.all(np.isfinite(predictions)):
-            return _failed(rows, "fitted law predicts NaN or inf on training rows")
-        mse = float(np.mean((predictions - rows.y) ** 2))
-        params = {name: float(value) for name, value in zip(self.law.param_names, theta)}
-        return GroupFit(params, float(cost), mse, len(rows), total_starts, evaluations)
+            fitted = self._fit_block(block, stack)
+            theta[:, list(block.params)] = fitted.theta
+            cost += fitted.cost
+            starts += fitted.starts
+            evaluations += fitted.evaluations
+            condition = np.maximum(condition, fitted.condition)
+        fits = {}
+        for i, (name, rows) in enumerate(groups.items()):
+            if not math.isfinite(cost[i]):
+                fits[name] = _failed(rows, "no start gave finite predictions on this group's training rows "
+                                     "(overflow, log of a negative, ...)")
+                continue
+            predictions = self._predict_fn(rows.X, theta[i]).T
+            if not np.all(np.isfinite(predictions)):
+                fits[name] = _failed(rows, "fitted law predicts NaN or inf on training rows")
+                continue
+            mse = float(np.mean((predictions - rows.y) ** 2))
+            params = {p: float(v) for p, v in zip(self.law.param_names, theta[i])}
+            fits[name] = GroupFit(params, float(cost[i]), mse, len(rows), starts, int(evaluations[i]),
+                                  condition=float(condition[i]))
+        return fits
 
-    def _fit_block(self, block: _Block, rows: Rows, deadline: float):
-        y = rows.y[:, list(block.outputs)].T  # (k, n)
+    def _check_time(self) -> None:
+        if time.perf_counter() > self._deadline:
+            raise _TimeLimit
+
+    # -- one block on every group -------------------------------------------
+    def _fit_block(self, block: _Block, stack: GroupStack) -> _BlockFit:
+        n_groups = len(stack.names)
+        y = stack.y[:, :, list(block.outputs)].transpose(0, 2, 1)  # (G, k, n)
+        every = np.arange(n_groups)
         if not block.params:
-            return np.zeros(0), self._cost(self._residuals(block, rows.X, y, np.zeros(0))), 0, 1
-        starts = self._starts(block, rows.X)
-        ranked = []  # (linear-space SSE, full theta)
-        for theta_nl in starts:
-            if time.perf_counter() > deadline:
-                break
-            theta = self._project(block, rows.X, y, theta_nl)
-            if theta is not None:
-                ranked.append(theta)
-        if not ranked:
-            return None
-        ranked.sort(key=lambda item: item[0])
-        evaluations = len(starts)
-        n_polish = self.options.n_polish
+            residuals = self._residuals_and_jacobian(block, stack, y, np.zeros((n_groups, 0)), every)[0]
+            return _BlockFit(np.zeros((n_groups, 0)), robust_cost(residuals, self._huber()), 0,
+                             np.ones(n_groups, dtype=int), np.ones(n_groups))
+        starts = self._starts(block, stack)  # (G, S, d)
+        n_starts = starts.shape[1]
+        # 1. screen every start: one linear solve each
+        screened = self._project_all(block, stack, y, starts)  # sse (G, S), theta (G, S, m)
+        evaluations = np.full(n_groups, n_starts)
+        self._check_time()
+        # 2. refine the best starts on the reduced problem (nonlinear parameters only)
+        keep = min(self.options.n_refine, n_starts) if block.nonlinear else 1
+        candidates = np.argsort(screened.sse, axis=1, kind="stable")[:, :keep]  # (G, R)
+        owner = np.repeat(every, keep)
+        sse = np.take_along_axis(screened.sse, candidates, axis=1).reshape(-1)
+        theta = np.take_along_axis(screened.theta, candidates[:, :, None], axis=1).reshape(owner.size, -1)
         if block.nonlinear:
-            refined = []
-            for _, theta, _ in ranked[: self.options.n_refine]:
-                if time.perf_counter() > deadline:
-                    break
-                result, nfev = self._refine_projected(block, rows.X, y, theta)
-                evaluations += nfev
-                if result is not None:
-                    refined.append(result)
-            ranked = sorted(refined, key=lambda item: item[0]) or ranked
-        best_theta, best_cost = None, math.inf
-        for _, theta0, _ in ranked[:n_polish]:
-            if time.perf_counter() > deadline and best_theta is not None:
-                break
-            theta, cost, nfev = self._polish(block, rows.X, y, theta0)
-            evaluations += nfev
-            if cost < best_cost:
-                best_theta, best_cost = theta, cost
-        if best_theta is None:
-            return None
-        return best_theta, best_cost, len(starts), evaluations
+            refined_sse, refined_theta, spent = self._refine(block, stack, y, owner, theta[:, list(block.nonlinear)])
+            better = refined_sse < sse
+            sse = np.where(better, refined_sse, sse)
+            theta = np.where(better[:, None], refined_theta, theta)
+            np.add.at(evaluations, owner, spent)
+            self._check_time()
+        # 3. polish the best few jointly, in the chosen space and loss
+        order = np.lexsort((np.arange(owner.size), sse, owner))  # by group, then SSE
+        rank = np.empty(owner.size, dtype=int)
+        rank[order] = np.arange(owner.size) - np.repeat(np.arange(n_groups) * keep, keep)
+        chosen = (rank < self.options.n_polish) & np.isfinite(sse)
+        owner, theta = owner[chosen], theta[chosen]
+        solution = levenberg.solve(
+            lambda t, rows: self._residuals_and_jacobian(block, stack, y, t, owner[rows]),
+            theta, max_iterations=self.options.max_nfev, huber_delta=self._huber())
+        np.add.at(evaluations, owner, solution.evaluations)
+        self._check_time()
+        best_theta = np.zeros((n_groups, len(block.params)))
+        best_cost = np.full(n_groups, np.inf)
+        for i in np.flatnonzero(np.isfinite(solution.cost)):  # first best wins ties
+            if solution.cost[i] < best_cost[owner[i]]:
+                best_cost[owner[i]], best_theta[owner[i]] = solution.cost[i], solution.theta[i]
+        condition = self._condition(block, stack, y, best_theta, np.isfinite(best_cost))
+        return _BlockFit(best_theta, best_cost, n_starts, evaluations, condition)
 
     # -- pieces --------------------------------------------------------------
-    def _starts(self, block: _Block, X: np.ndarray) -> np.ndarray:
+    def _huber(self) -> float | None:
+        return self._huber_scale if self.options.loss == "huber" else None
+
+    def _starts(self, block: _Block, stack: GroupStack) -> np.ndarray:
+        """Starts for the nonlinear parameters, per group: (G, S, d)."""
         d = len(block.nonlinear)
+        n_groups = len(stack.names)
         if d == 0:
-            return np.zeros((1, 0))
+            return np.zeros((n_groups, 1, 0))
         rng = np.random.default_rng(self.options.seed)
         n = min(_MAX_STARTS, self.options.n_starts * d)
         n = 1 << max(1, math.ceil(math.log2(n)))  # Sobol balance wants a power of two
@@ -231,118 +301,102 @@ class LawFitter:
         signs = np.where(rng.random((n, d)) < 0.75, 1.0, -1.0)
         # Most scale-like parameters are O(1) (rates, coefficients inside exp or
         # log); some live at the scale of a feature or its inverse.
-        decades = np.where(rng.random((n, d)) < 0.6, 3.0, _decades(X))
-        starts = np.empty((n, d))
-        for j, exponent_like in enumerate(block.exponent_like):
-            if exponent_like:
-                starts[:, j] = -2.0 + 4.0 * unit[:, j]
-            else:
-                starts[:, j] = signs[:, j] * 10.0 ** (decades[:, j] * (2 * unit[:, j] - 1))
+        narrow = rng.random((n, d)) < 0.6
         anchors = np.array([[0.5 if e else 1.0 for e in block.exponent_like],
                             [-0.5 if e else 0.1 for e in block.exponent_like]])
-        return np.vstack([anchors, starts])
+        out = np.empty((n_groups, n + 2, d))
+        for g in range(n_groups):
+            decades = np.where(narrow, 3.0, _decades(stack.X[g][stack.mask[g]]))
+            starts = np.empty((n, d))
+            for j, exponent_like in enumerate(block.exponent_like):
+                if exponent_like:
+                    starts[:, j] = -2.0 + 4.0 * unit[:, j]
+                else:
+                    starts[:, j] = signs[:, j] * 10.0 ** (decades[:, j] * (2 * unit[:, j] - 1))
+            out[g] = np.vstack([anchors, starts])
+        return out
 
-    def _project(self, block: _Block, X: np.ndarray, y: np.ndarray, theta_nl: np.ndarray):
-        """Solve the linear parameters for fixed nonlinear ones; (SSE, full theta) or None."""
-        with np.errstate(all="ignore"):
-            return self._project_unguarded(block, X, y, theta_nl)
+    def _project(self, block: _Block, stack: GroupStack, y: np.ndarray, owner: np.ndarray,
+                 theta_nl: np.ndarray) -> Projection:
+        return project(block.projected, block.linear, block.nonlinear,
+                       stack.X[owner], y[owner], stack.mask[owner], theta_nl)
 
-    def _project_unguarded(self, block: _Block, X: np.ndarray, y: np.ndarray, theta_nl: np.ndarray):
-        k = len(block.outputs)
-        values = block.projected(X, theta_nl)
-        if not np.all(np.isfinite(values)):
-            return None
-        base = values[:k]  # law with linear parameters at zero
-        target = (y - base).reshape(-1)
-        theta = np.empty(len(block.params))
-        theta[list(block.nonlinear)] = theta_nl
-        if block.linear:
-            design = values[k:].reshape(len(block.linear), k, -1).transpose(1, 2, 0).reshape(-1, len(block.linear))
-            norms = np.linalg.norm(design, axis=0)
-            norms[norms == 0] = 1.0
-            try:
-                coef, *_ = np.linalg.lstsq(design / norms, target, rcond=None)
-            except np.linalg.LinAlgError:
-                return None
-            coef = coef / norms
-            theta[list(block.linear)] = coef
-            residual = target - design @ coef
-        else:
-            residual = target
-        sse = float(residual @ residual)
-        return (sse, theta, residual) if math.isfinite(sse) else None
+    def _project_all(self, block: _Block, stack: GroupStack, y: np.ndarray, starts: np.ndarray) -> Projection:
+        """Screen every start of every group, in chunks that bound memory."""
+        n_groups, n_starts, d = starts.shape
+        owner = np.repeat(np.arange(n_groups), n_starts)
+        flat = starts.reshape(n_groups * n_starts, d)
+        per_problem = stack.X.shape[1] * y.shape[1] * (len(block.linear) + 1)
+        chunk = max(1, _CHUNK_VALUES // max(per_problem, 1))
+        parts = [self._project(block, stack, y, owner[i:i + chunk], flat[i:i + chunk])
+                 for i in range(0, owner.size, chunk)]
+        sse = np.concatenate([p.sse for p in parts]).reshape(n_groups, n_starts)
+        theta = np.concatenate([p.theta for p in parts]).reshape(n_groups, n_starts, -1)
+        return Projection(sse, theta, np.empty(0))
 
-    def _refine_projected(self, block: _Block, X: np.ndarray, y: np.ndarray, theta: np.ndarray):
-        """Variable projection proper: optimise the nonlinear parameters of the reduced problem."""
-        nonlinear = list(block.nonlinear)
-        size = y.size
+    def _refine(self, block: _Block, stack: GroupStack, y: np.ndarray, owner: np.ndarray,
+                theta_nl: np.ndarray):
+        """Variable projection proper: Levenberg–Marquardt on the nonlinear parameters alone.
 
-        def reduced(theta_nl: np.ndarray) -> np.ndarray:
-            projected = self._project(block, X, y, theta_nl)
-            return np.full(size, 1e150) if projected is None else projected[2]
+        Returns each problem's linear-space SSE, full θ and residual evaluations spent.
+        """
+        d = theta_nl.shape[1]
 
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                result = least_squares(reduced, theta[nonlinear], method="trf", x_scale="jac",
-                                       max_nfev=20 * (len(nonlinear) + 1))
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError, OverflowError):
-            return None, 1
-        projected = self._project(block, X, y, result.x)
-        return projected, int(result.nfev) * (len(nonlinear) + 1)
+        def reduced(t: np.ndarray, rows: np.ndarray):
+            # the residuals at t and at t + h·e_j, in one batched projection
+            steps = _FD_STEP * np.maximum(np.abs(t), 1.0)
+            probes = np.concatenate([t[None]] + [t[None] + np.eye(d)[j] * steps[None][..., j:j + 1]
+                                                 for j in range(d)]).reshape(-1, d)
+            which = np.tile(owner[rows], d + 1)
+            probed = self._project(block, stack, y, which, probes)
+            residuals = probed.residuals.reshape(d + 1, len(rows), -1)
+            finite = np.isfinite(probed.sse[:len(rows)])
+            r0 = np.where(finite[:, None], residuals[0], np.nan)
+            jac = (residuals[1:] - residuals[0][None]).transpose(1, 2, 0) / steps[:, None, :]
+            return r0, jac
 
-    def _residuals(self, block: _Block, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        k = len(block.outputs)
-        values = block.value_and_jacobian(X, theta)[:k]
-        if self.space_ == "log":
-            with np.errstate(all="ignore"):
-                return (np.log(values) - np.log(y)).reshape(-1)
-        return (values - y).reshape(-1)
+        iterations = 10 * (d + 2)
+        solution = levenberg.solve(reduced, theta_nl, max_iterations=iterations)
+        final = self._project(block, stack, y, owner, solution.theta)
+        return final.sse, final.theta, solution.evaluations * (d + 2)
 
-    def _jacobian(self, block: _Block, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    def _residuals_and_jacobian(self, block: _Block, stack: GroupStack, y: np.ndarray,
+                                theta: np.ndarray, owner: np.ndarray):
+        """Residuals (B, k·n) in the fitting space and their Jacobian (B, k·n, m); padding rows are 0."""
         k, m = len(block.outputs), len(block.params)
-        values = block.value_and_jacobian(X, theta)
-        jac = values[k:].reshape(k, m, -1).transpose(0, 2, 1).reshape(-1, m)
-        if self.space_ == "log":
-            with np.errstate(all="ignore"):
-                jac = jac / values[:k].reshape(-1, 1)
-        return np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
+        batch, n = len(owner), y.shape[2]
+        values = block.value_and_jacobian.batched(stack.X[owner], theta)  # (k + k·m, B, n)
+        predictions = values[:k].transpose(1, 0, 2)  # (B, k, n)
+        jac = values[k:].reshape(k, m, batch, n).transpose(2, 0, 3, 1)  # (B, k, n, m)
+        observed = y[owner]
+        with np.errstate(all="ignore"):
+            if self.space_ == "log":
+                residuals = np.log(predictions) - np.log(observed)
+                jac = jac / predictions[..., None]
+            else:
+                residuals = predictions - observed
+        rows = stack.mask[owner][:, None, :]
+        residuals = np.where(rows, residuals, 0.0).reshape(batch, k * n)
+        jac = np.where(rows[..., None], np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
+        return residuals, jac.reshape(batch, k * n, m)
 
-    def _cost(self, residuals: np.ndarray) -> float:
-        if not np.all(np.isfinite(residuals)):
-            return math.inf
-        if self.options.loss == "huber":
-            delta = self._huber_scale
-            z = (residuals / delta) ** 2
-            rho = np.where(z <= 1, z, 2 * np.sqrt(z) - 1)
-            return float(0.5 * delta**2 * rho.sum())
-        return float(0.5 * residuals @ residuals)
-
-    def _polish(self, block: _Block, X: np.ndarray, y: np.ndarray, theta0: np.ndarray):
-        """Joint trust-region refinement; returns (theta, cost, evaluations)."""
-        start_cost = self._cost(self._residuals(block, X, y, theta0))
-        if not math.isfinite(start_cost):
-            return theta0, math.inf, 1
-        loss = "huber" if self.options.loss == "huber" else "linear"
-        try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                result = least_squares(
-                    lambda t: self._residuals(block, X, y, t),
-                    theta0,
-                    jac=lambda t: self._jacobian(block, X, y, t),
-                    method="trf",
-                    loss=loss,
-                    f_scale=self._huber_scale if loss == "huber" else 1.0,
-                    x_scale="jac",
-                    max_nfev=self.options.max_nfev,
-                )
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError, OverflowError):
-            return theta0, start_cost, 1
-        cost = self._cost(self._residuals(block, X, y, result.x))
-        if cost <= start_cost and np.all(np.isfinite(result.x)):
-            return result.x, cost, int(result.nfev)
-        return theta0, start_cost, int(result.nfev)
+    def _condition(self, block: _Block, stack: GroupStack, y: np.ndarray, theta: np.ndarray,
+                   fitted: np.ndarray) -> np.ndarray:
+        """Condition number of each group's column-scaled Jacobian at its optimum (1 if unfitted)."""
+        condition = np.ones(len(theta))
+        index = np.flatnonzero(fitted)
+        if not index.size:
+            return condition
+        _, jac = self._residuals_and_jacobian(block, stack, y, theta[index], index)
+        with np.errstate(all="ignore"):
+            norms = np.linalg.norm(jac, axis=1)
+            scaled = jac / np.where(norms > 0, norms, 1.0)[:, None, :]
+            singular = np.linalg.svd(scaled, compute_uv=False)
+            ratio = singular[:, 0] / singular[:, -1]
+        # a parameter the data cannot move at all (zero column) is as bad as it gets
+        ratio = np.where((norms == 0).any(axis=1), np.inf, ratio)
+        condition[index] = np.where(np.isfinite(ratio), ratio, np.inf)
+        return condition
 
 
 def _inside_fence(rows: Rows, fence: float | None) -> np.ndarray:
