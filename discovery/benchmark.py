@@ -145,21 +145,8 @@ def default_tasks() -> list[str]:
     return curated_names()
 
 
-def configure_cli(parser) -> None:
-    """Flags of ``sld bench discover``."""
-    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--budget", type=int, default=300, help="candidates per campaign")
-    parser.add_argument("--minutes", type=float, default=4.0, help="wall-time cap per campaign")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
-                        help="start from the family library alone, with the human law added, or both")
-    parser.add_argument("--throughput-task", default="sft_scaling_law",
-                        help="task for the 1-vs-2-worker throughput figure ('' to skip)")
-
-
 def run_cli(args) -> int:
-    """``sld bench discover``: the table of test R² and the throughput figure."""
+    """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
     for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
         CampaignSettings(seed=seed)

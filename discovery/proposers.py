@@ -11,14 +11,12 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sld.archive import Archive
-from sld.discovery.offline import OfflineProposer
-from sld.discovery.proposal import Proposer
-from sld.discovery.settings import CampaignSettings
-from sld.tasks import Task
-
-if TYPE_CHECKING:  # the LLM package is imported only when a campaign uses it
-    from sld.discovery.llm import LLMConfig
+if TYPE_CHECKING:  # annotations only: `sld discover` registers its flags from here at start-up
+    from sld.archive import Archive
+    from sld.discovery.llm import LLMConfig  # the LLM package is imported only when a campaign uses it
+    from sld.discovery.proposal import Proposer
+    from sld.discovery.settings import CampaignSettings
+    from sld.tasks import Task
 
 
 @dataclass
@@ -65,6 +63,8 @@ def llm_config(settings: CampaignSettings, args: argparse.Namespace) -> "LLMConf
 def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Namespace,
                     archive: Archive, campaign_id: int) -> ProposerSet:
     """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``."""
+    from sld.discovery.offline import OfflineProposer
+
     offline = OfflineProposer(task.spec, seed=settings.seed)
     config = llm_config(settings, args)
     if config is None:

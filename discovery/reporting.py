@@ -4,6 +4,9 @@ Human output goes through ``rich`` tables on stdout; machine output is one
 strict JSON document on stdout, in which non-finite floats (a failed fit's
 NaN R², an infinite cost) become ``null`` because JSON has no NaN.  Progress
 goes to stderr, so ``sld ... --json | jq`` stays clean.
+
+``rich`` is imported by the functions that draw, so ``--json`` output and
+``sld --help`` do not load it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # annotations only: importing these at start-up would load SymPy, SciPy and rich
+    from rich.console import Console
+    from rich.table import Table
 
-from sld.evaluators.evaluate import Evaluation
-from sld.evaluators.fitting import FitOptions
+    from sld.evaluators.evaluate import Evaluation
+    from sld.evaluators.fitting import FitOptions
 
 
 def json_ready(value: Any) -> Any:
@@ -55,6 +59,8 @@ def number(value: float | int | None, digits: int = 6) -> str:
 
 def make_table(columns: Sequence[str], title: str | None = None, numeric: Sequence[str] = ()) -> Table:
     """A rich table with the given column headers; columns named in ``numeric`` align right."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left", header_style="bold")
     for name in columns:
         table.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
@@ -75,6 +81,8 @@ def stderr_console() -> Console:
 
 
 def _console(file: TextIO) -> Console:
+    from rich.console import Console
+
     console = Console(file=file, soft_wrap=False)
     if not console.is_terminal:
         console = Console(file=file, soft_wrap=False, width=_PIPE_WIDTH)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from sld.discovery import reporting
 from sld.discovery.commands.eval_cmd import add_fence_argument, outlier_fence
-from sld.discovery.report import HumanLawResult, best_result, evaluate_human_laws
 from sld.tasks import Task, curated_names, load_task, load_task_file
+
+if TYPE_CHECKING:
+    from sld.discovery.report import HumanLawResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sld.discovery.report import best_result, evaluate_human_laws  # the fitter: SymPy, SciPy
+
     # Load every task first, so a misspelt name fails at once rather than after minutes of fitting.
     if args.task_file:
         tasks = [load_task_file(args.task_file)]

@@ -10,6 +10,9 @@ to ``fit``.
 ``sld bench fit`` compares ``LawFitter`` with a numeric-Jacobian multi-start
 and SLDBench's BFGS-from-ones on each task's first human law with free
 parameters (logic in ``evaluators.benchmark``).
+
+``configure`` only adds flags; whatever a benchmark runs is imported by its
+handler, so ``sld --help`` and ``sld tasks`` never load it.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sld.discovery import reporting
-from sld.evaluators.benchmark import FitterComparison, compare_fitters
-from sld.evaluators.fitting import FitOptions
-from sld.evaluators.formula import parse_law
 from sld.tasks import HumanLaw, SLDError, Task, curated_names, load_task
+
+if TYPE_CHECKING:
+    from sld.evaluators.benchmark import FitterComparison
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ def configure_fit(parser: argparse.ArgumentParser) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    from sld.evaluators.benchmark import compare_fitters
+    from sld.evaluators.fitting import FitOptions
+    from sld.evaluators.formula import parse_law
+
     if args.repeats < 1:
         raise SLDError("--repeats must be at least 1; e.g. --repeats 3")
     tasks = [load_task(name) for name in (args.tasks or curated_names())]
@@ -101,6 +109,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def first_fittable_human_law(task: Task) -> HumanLaw | None:
     """The task's first human law that has free parameters (None if there is none)."""
+    from sld.evaluators.formula import parse_law
+
     for human in task.spec.human_laws:
         if parse_law(human.formula, task.spec).n_params:
             return human
@@ -133,10 +143,17 @@ register_bench_subcommand("fit", "time LawFitter against a naive multi-start and
                           configure_fit, run_fit)
 
 
+# -- sld bench discover (logic in ``discovery.benchmark``) ----------------------
 def _configure_discover(parser: argparse.ArgumentParser) -> None:
-    from sld.discovery.benchmark import configure_cli
-
-    configure_cli(parser)
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--budget", type=int, default=300, help="candidates per campaign")
+    parser.add_argument("--minutes", type=float, default=4.0, help="wall-time cap per campaign")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
+                        help="start from the family library alone, with the human law added, or both")
+    parser.add_argument("--throughput-task", default="sft_scaling_law",
+                        help="task for the 1-vs-2-worker throughput figure ('' to skip)")
 
 
 def _run_discover(args: argparse.Namespace) -> int:

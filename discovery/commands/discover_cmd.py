@@ -1,17 +1,23 @@
-"""``sld discover``: run (or resume) a discovery campaign and report its law."""
+"""``sld discover``: run (or resume) a discovery campaign and report its law.
+
+The campaign machinery (fitter, SymPy, SciPy, proposers) is imported by the
+functions that run it, so registering the command costs nothing at start-up.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from sld.archive import DEFAULT_ARCHIVE, Archive
-from sld.discovery.campaign import Campaign, CampaignResult, Progress
-from sld.discovery.proposers import add_llm_arguments, build_proposers, llm_config, proposer_mode
-from sld.discovery.report import best_human_law, score_on_test
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.proposers import add_llm_arguments, proposer_mode
 from sld.tasks import SLDError, Task, resolve_task
+
+if TYPE_CHECKING:
+    from sld.discovery.campaign import CampaignResult, Progress
+    from sld.discovery.settings import CampaignSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sld.discovery.campaign import Campaign
+    from sld.discovery.proposers import build_proposers, llm_config
+
     task = resolve_task(args.task, args.task_file)
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
     with Archive(args.archive, create=not args.resume) as archive:
@@ -65,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, CampaignSettings]:
+    from sld.discovery.settings import CampaignSettings
+
     previous = archive.latest_campaign(task.name)
     if previous is None:
         raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
@@ -74,6 +85,8 @@ def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, Campaign
 
 
 def _new_settings(args) -> CampaignSettings:
+    from sld.discovery.settings import CampaignSettings
+
     overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
     if args.budget is not None:
         overrides["budget"] = args.budget
@@ -114,6 +127,8 @@ class _ProgressBar:
 
 
 def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usage) -> dict:
+    from sld.discovery.report import best_human_law, score_on_test
+
     document = {
         "task": task.name, "campaign": result.campaign_id, "evaluated": result.evaluated,
         "rejected": result.rejected, "seconds": round(result.seconds, 2), "stop": result.stop_reason,

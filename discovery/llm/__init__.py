@@ -7,9 +7,12 @@ and a campaign budget.  Model output is untrusted: every formula goes through
 ``parse_law``.
 
 ``LLMProposer`` is imported on first use: it pulls in the ``openai`` package,
-which every ``sld`` command would otherwise pay for at start-up.
+which every ``sld`` command would otherwise pay for at start-up.  So are the
+prompt's ``PromptOptions`` and ``build_messages`` (they need the formula
+parser, hence SymPy): ``sld discover`` adds the LLM flags from here at start-up.
 """
 
+import importlib
 from typing import Any
 
 from sld.archive import LLMCall
@@ -19,7 +22,13 @@ from sld.discovery.llm.errors import (
     BudgetExhausted, LLMAuthError, LLMConfigError, LLMError, LLMRequestError, LLMUnavailable,
 )
 from sld.discovery.llm.flags import add_llm_arguments, config_from_args
-from sld.discovery.llm.prompt import PromptOptions, build_messages
+
+# name -> module, imported on first use
+_LAZY = {
+    "LLMProposer": "sld.discovery.llm.proposer",
+    "PromptOptions": "sld.discovery.llm.prompt",
+    "build_messages": "sld.discovery.llm.prompt",
+}
 
 __all__ = [
     "Budget", "BudgetExhausted", "LLMAuthError", "LLMCall", "LLMConfig", "LLMConfigError",
@@ -29,8 +38,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LLMProposer":
-        from sld.discovery.llm.proposer import LLMProposer
-
-        return LLMProposer
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sld.discovery.llm' has no attribute {name!r}")
