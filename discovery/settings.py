@@ -41,7 +41,9 @@ class CampaignSettings(BaseModel):
     # losses near 2.5), not small-scale runs: on the curated tasks only the learning-rate
     # sweep has any, and under squared error they would set every fitted parameter.
     # The campaign's seed reaches these fits too (see ``_seed_reaches_the_fits``).
-    fit: FitOptions = FitOptions(n_starts=24, n_refine=8, n_polish=2, outlier_fence=8.0)
+    # The search polishes for 100 iterations (a batch runs as long as its slowest start);
+    # the finalists are re-scored with a one-off fit's full effort.
+    fit: FitOptions = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, outlier_fence=8.0)
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
     final_folds: Literal["worst", "mean"] = Field(default="worst", description="how the final choice "
                                                   "combines a finalist's validation folds: its worst fold, or "

@@ -37,6 +37,7 @@ for it are NaN.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -153,8 +154,7 @@ class LawFitter:
     def __init__(self, law: Law, options: FitOptions | None = None) -> None:
         self.law = law
         self.options = options or FitOptions()
-        self._blocks = _make_blocks(law)
-        self._predict_fn = compile_expressions(law.outputs, law.features, law.params)
+        self._blocks, self._predict_fn = _compile_law(tuple(law.outputs), tuple(law.features), tuple(law.params))
 
     # -- public API --------------------------------------------------------
     def fit(self, rows: Rows) -> "LawFitter":
@@ -422,39 +422,52 @@ def _decades(X: np.ndarray) -> float:
     return float(min(14.0, widest + 2.0))
 
 
-def _make_blocks(law: Law) -> tuple[_Block, ...]:
+@functools.lru_cache(maxsize=64)
+def _compile_law(outputs: tuple[sympy.Expr, ...], features: tuple[sympy.Symbol, ...],
+                 params: tuple[sympy.Symbol, ...]) -> tuple[tuple[_Block, ...], CompiledExpressions]:
+    """A law's blocks and its prediction function, compiled once per process.
+
+    Compiling (derivatives, common subexpressions, ``lambdify``) costs more than
+    a batched fit on a small task, and each validation fold, final refit and
+    report fits the same law again.
+    """
+    return _make_blocks(outputs, features, params), compile_expressions(outputs, features, params)
+
+
+def _make_blocks(outputs, features, params) -> tuple[_Block, ...]:
     """Group outputs that share parameters, and compile each group's numerics."""
-    index = {p: i for i, p in enumerate(law.params)}
-    remaining = list(range(len(law.outputs)))
+    index = {p: i for i, p in enumerate(params)}
+    remaining = list(range(len(outputs)))
     blocks = []
     while remaining:
         members = [remaining.pop(0)]
-        symbols = set(law.outputs[members[0]].free_symbols) & set(index)
+        symbols = set(outputs[members[0]].free_symbols) & set(index)
         grew = True
         while grew:
             grew = False
             for o in list(remaining):
-                if law.outputs[o].free_symbols & symbols:
+                if outputs[o].free_symbols & symbols:
                     members.append(o)
-                    symbols |= law.outputs[o].free_symbols & set(index)
+                    symbols |= outputs[o].free_symbols & set(index)
                     remaining.remove(o)
                     grew = True
-        params = tuple(sorted(index[p] for p in symbols))
-        blocks.append(_compile_block(law, tuple(sorted(members)), params))
+        param_index = tuple(sorted(index[p] for p in symbols))
+        blocks.append(_compile_block(outputs, features, params, tuple(sorted(members)), param_index))
     return tuple(blocks)
 
 
-def _compile_block(law: Law, outputs: tuple[int, ...], param_index: tuple[int, ...]) -> _Block:
-    exprs = [law.outputs[o] for o in outputs]
-    params = [law.params[i] for i in param_index]
-    linear = _linear_parameters(exprs, params)
+def _compile_block(all_outputs, features, all_params, outputs: tuple[int, ...],
+                   param_index: tuple[int, ...]) -> _Block:
+    exprs = [all_outputs[o] for o in outputs]
+    params = [all_params[i] for i in param_index]
+    derivatives = [[sympy.diff(e, p) for p in params] for e in exprs]
+    linear = _linear_parameters(derivatives, params)
     nonlinear = [p for p in params if p not in linear]
-    derivatives = [sympy.diff(e, p) for e in exprs for p in params]
-    value_and_jacobian = compile_expressions(exprs + derivatives, law.features, params)
+    value_and_jacobian = compile_expressions(exprs + [d for row in derivatives for d in row], features, params)
     zero = {p: 0 for p in linear}
     base = [e.xreplace(zero) for e in exprs]
-    columns = [sympy.diff(e, p).xreplace(zero) for p in linear for e in exprs]
-    projected = compile_expressions(base + columns, law.features, nonlinear)
+    columns = [derivatives[i][params.index(p)].xreplace(zero) for p in linear for i in range(len(exprs))]
+    projected = compile_expressions(base + columns, features, nonlinear)
     exponent_like = tuple(_is_exponent_like(exprs, p) for p in nonlinear)
     position = {p: i for i, p in enumerate(params)}
     return _Block(
@@ -468,11 +481,14 @@ def _compile_block(law: Law, outputs: tuple[int, ...], param_index: tuple[int, .
     )
 
 
-def _linear_parameters(exprs: list[sympy.Expr], params: list[sympy.Symbol]) -> list[sympy.Symbol]:
-    """A largest-first greedy set of parameters in which every output is jointly affine."""
+def _linear_parameters(derivatives: list[list[sympy.Expr]], params: list[sympy.Symbol]) -> list[sympy.Symbol]:
+    """A largest-first greedy set of parameters in which every output is jointly affine.
+
+    ``derivatives[i][j]`` is output i differentiated by ``params[j]``.
+    """
     chosen: list[sympy.Symbol] = []
-    for p in params:
-        first = [sympy.diff(e, p) for e in exprs]
+    for j, p in enumerate(params):
+        first = [row[j] for row in derivatives]
         if any(p in d.free_symbols for d in first):
             continue
         if any(q in d.free_symbols for d in first for q in chosen):

@@ -33,7 +33,8 @@ ResidualsAndJacobian = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.n
 
 _LAMBDA_START = 1e-3
 _LAMBDA_MIN, _LAMBDA_MAX = 1e-12, 1e12
-_FTOL = 1e-12  # relative cost decrease below which a problem has converged
+_FTOL = 1e-10  # relative cost decrease below which a problem has converged
+_XTOL = 1e-10  # relative step (in scaled coordinates) below which a problem has converged
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,12 @@ def solve(
         lam[accepted] = np.maximum(lam[accepted] / 3.0, _LAMBDA_MIN)
         stale[accepted] = True
         lam[rejected] *= 4.0
-        converged = accepted[decrease < _FTOL]
-        active[converged] = False
-        active[rejected[lam[rejected] > _LAMBDA_MAX]] = False
-        tiny_step = np.all(np.abs(step) <= 1e-15 * (np.abs(theta[idx]) + 1e-15), axis=1)
+        step_norm = np.linalg.norm(step_scaled, axis=1)
+        position_norm = np.linalg.norm(theta[idx] * s, axis=1)
+        tiny_step = better & (step_norm <= _XTOL * (position_norm + _XTOL))
+        active[accepted[decrease < _FTOL]] = False
         active[idx[tiny_step]] = False
+        active[rejected[lam[rejected] > _LAMBDA_MAX]] = False
     return Solution(theta, cost, evaluations)
 
 
