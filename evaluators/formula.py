@@ -27,6 +27,7 @@ import sympy
 from pydantic import BaseModel, ConfigDict, Field
 
 from sld.evaluators.canonical import canonical_key
+from sld.evaluators.reduction import reduce_law
 from sld.tasks import SLDError, TaskSpec
 
 
@@ -115,8 +116,12 @@ class Law:
 
     ``features`` lists every feature of the task (in spec order) whether the
     law uses it or not, so compiled functions take the task's feature matrix as
-    is.  ``params`` are sorted by name.  ``key`` is equal for two laws that
-    differ only in the names of their parameters.
+    is.  ``outputs`` are reduced (see ``sld.evaluators.reduction``): a group of
+    parameters that is one degree of freedom is one parameter, so ``params``
+    (sorted by name), the budget and ``key`` count what the data can tell
+    apart.  ``key`` is equal for two laws that differ only in the names of
+    their parameters or in such redundancy.  ``text`` is the formula as
+    written; ``reductions`` says, for people, what was merged or cancelled.
     """
 
     text: str
@@ -125,6 +130,7 @@ class Law:
     params: tuple[sympy.Symbol, ...]
     key: str
     complexity: int
+    reductions: tuple[str, ...] = ()
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -163,27 +169,20 @@ def parse_law(text: str, spec: TaskSpec, limits: FormulaLimits | None = None) ->
         )
     feature_symbols = tuple(builder.symbols[s] for s in spec.symbols)
     feature_set = set(feature_symbols)
-    params: set[sympy.Symbol] = set()
-    complexity = 0
-    for index, expr in enumerate(outputs, start=1):
-        complexity += _count_nodes(expr, limits.max_expression_nodes - complexity)
-        where = f"expression {index}" if len(outputs) > 1 else "the formula"
-        if expr.has(*_NON_REAL_ATOMS):
-            raise FormulaError(
-                f"{where} contains an imaginary or infinite value (such as sqrt of a negative "
-                "number, log(0) or log(x, 1)); rewrite it so that it stays real and finite"
-            )
-        free = expr.free_symbols
-        if not free & feature_set:
-            raise FormulaError(
-                f"{where} uses none of the task's features ({', '.join(spec.symbols)})"
-            )
-        params |= free - feature_set
+    _check_outputs(outputs, spec, limits)
+    written = set().union(*(o.free_symbols for o in outputs))
+    cancelled = sorted(p.name for p in set(builder.symbols.values()) - feature_set - written)
+    reduction = reduce_law(outputs, feature_symbols)
+    outputs = list(reduction.outputs)
+    params: set[sympy.Symbol] = set().union(*(o.free_symbols for o in outputs)) - feature_set
+    notes = tuple(f"{name} cancels out: no output depends on it" for name in cancelled) + reduction.notes
+    complexity = sum(_count_nodes(expr, limits.max_expression_nodes) for expr in outputs)
     budget = spec.param_budget if spec.param_budget is not None else limits.max_params
     if len(params) > budget:
         what = "the task's budget" if spec.param_budget is not None else "the limit"
+        merged = " after merging redundant ones" if reduction.notes else ""
         raise FormulaError(
-            f"the formula has {len(params)} free parameters; {what} is {budget} "
+            f"the formula has {len(params)} free parameters{merged}; {what} is {budget} "
             "(every name that is not a feature or a function is a parameter)"
         )
     ordered = tuple(sorted(params, key=lambda p: p.name))
@@ -194,7 +193,26 @@ def parse_law(text: str, spec: TaskSpec, limits: FormulaLimits | None = None) ->
         params=ordered,
         key=canonical_key(tuple(outputs), ordered),
         complexity=complexity,
+        reductions=notes,
     )
+
+
+def _check_outputs(outputs: list[sympy.Expr], spec: TaskSpec, limits: FormulaLimits) -> None:
+    """Refuse outputs that are too large, not real and finite, or use no feature."""
+    features = {sympy.Symbol(s, real=True) for s in spec.symbols}
+    complexity = 0
+    for index, expr in enumerate(outputs, start=1):
+        complexity += _count_nodes(expr, limits.max_expression_nodes - complexity)
+        where = f"expression {index}" if len(outputs) > 1 else "the formula"
+        if expr.has(*_NON_REAL_ATOMS):
+            raise FormulaError(
+                f"{where} contains an imaginary or infinite value (such as sqrt of a negative "
+                "number, log(0) or log(x, 1)); rewrite it so that it stays real and finite"
+            )
+        if not expr.free_symbols & features:
+            raise FormulaError(
+                f"{where} uses none of the task's features ({', '.join(spec.symbols)})"
+            )
 
 
 def _parse_python(text: str) -> ast.Module:

@@ -124,6 +124,20 @@ def test_eval_with_a_task_file_and_no_task_name_truncates_many_groups(tmp_path, 
     assert document["test"]["r2"] == pytest.approx(1.0, abs=1e-9)
 
 
+def test_eval_says_what_the_reduction_merged_and_fits_within_the_reduced_budget(tmp_path, capsys):
+    path = write_synthetic_task(tmp_path, groups=2)  # budget 3; A*c is one coefficient
+    code, out, _ = run_cli(capsys, "eval", "E + A*c*x**(-alpha)", "--task-file", str(path))
+    assert code == 0
+    assert "3 parameter(s) fitted per group" in out
+    assert "reduced: A*c merged into one parameter A" in out
+    code, out, _ = run_cli(capsys, "eval", "E + A*c*x**(-alpha)", "--task-file", str(path), "--json")
+    document = json.loads(out)
+    assert document["reductions"] == ["A*c merged into one parameter A"]
+    assert document["n_params"] == 3 and set(document["params"]["c00"]) == {"A", "E", "alpha"}
+    code, out, _ = run_cli(capsys, "eval", "E + A*x**(-alpha)", "--task-file", str(path), "--json")
+    assert json.loads(out)["reductions"] == []
+
+
 def test_eval_options_reach_the_fitter(capsys):
     code, out, _ = run_cli(capsys, "eval", "parallel_scaling_law", PARALLEL_HUMAN_LAW,
                            "--space", "log", "--loss", "huber", "--seed", "3", "--outlier-fence", "8", "--json")
@@ -143,7 +157,8 @@ def test_eval_outlier_fence_leaves_the_diverged_learning_rate_runs_out(capsys):
 
 
 def test_eval_of_a_law_that_cannot_be_fitted_reports_failure_with_json_nulls(capsys):
-    code, out, _ = run_cli(capsys, "eval", "parallel_scaling_law", "exp(A**2 + N)", "--json")
+    # abs(A*N), not A**2: the reduction makes A**2 a free-sign parameter, and exp(A + N) can be fitted
+    code, out, _ = run_cli(capsys, "eval", "parallel_scaling_law", "exp(abs(A*N) + N)", "--json")
     assert code == 1
     document = json.loads(out)  # strict JSON: NaN became null
     assert document["failed"] is True and document["reason"]

@@ -37,9 +37,12 @@ SYMPY_NAMES = ("N", "E", "S", "I", "Q", "O", "beta", "gamma", "zeta", "pi")
 def test_sympy_names_stay_plain_symbols(make_spec, as_features):
     as_params = [n for n in SYMPY_NAMES if n not in as_features]
     spec = make_spec(symbols=as_features)
-    # every name appears once, times a distinct prime, so the value identifies misuse
+    # every name appears once, times a distinct prime, so the value identifies misuse;
+    # each parameter also multiplies a feature, else the reduction merges the offsets into one
     primes = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29)
-    text = " + ".join(f"{p}*{name}" for p, name in zip(primes, SYMPY_NAMES))
+    partner = dict(zip(as_params, as_features))
+    terms = [f"{p}*{name}" + (f"*{partner[name]}" if name in partner else "") for p, name in zip(primes, SYMPY_NAMES)]
+    text = " + ".join(terms)
     law = parse_law(text, spec)
     assert [s.name for s in law.features] == list(as_features)
     assert law.param_names == tuple(sorted(as_params))
@@ -49,15 +52,17 @@ def test_sympy_names_stay_plain_symbols(make_spec, as_features):
     for constant in (sympy.E, sympy.I, sympy.pi, sympy.EulerGamma):
         assert not law.outputs[0].has(constant)
     values = {name: float(i + 1) for i, name in enumerate(SYMPY_NAMES)}
-    expected = sum(p * values[name] for p, name in zip(primes, SYMPY_NAMES))
+    expected = sum(p * values[name] * (values[partner[name]] if name in partner else 1)
+                   for p, name in zip(primes, SYMPY_NAMES))
     assert value_of(law, values) == pytest.approx(expected)
 
 
 def test_sympy_names_in_powers_and_functions(make_spec):
     spec = make_spec(symbols=("N", "E", "S"))
-    law = parse_law("E**N + exp(S)*gamma + I**2 + O", spec)
+    # (parameters kept apart from each other, so the reduction leaves them as written)
+    law = parse_law("E**N + exp(S)*gamma + (N + I)**2 + O*N", spec)
     got = value_of(law, {"E": 3, "N": 2, "S": 0, "gamma": 5, "I": 4, "O": 1})
-    assert got == pytest.approx(9 + 5 + 16 + 1)  # I*I is 16, not -1; E is 3, not e
+    assert got == pytest.approx(9 + 5 + 36 + 2)  # (N + I)**2 is 36, I is not sqrt(-1); E is 3, not e
 
 
 def test_sympy_function_names_cannot_be_called(make_spec):

@@ -69,7 +69,8 @@ def test_seed_formulas_come_first_and_are_marked_as_seeds():
 
 def test_a_bad_seed_formula_is_a_one_line_error():
     with pytest.raises(FormulaError):
-        OfflineProposer(load_task("sft_scaling_law").spec, seed=0, seeds=["A/(D**alpha + B + C + G + K)"])
+        # five identifiable parameters over a budget of four (B + C + G + K would reduce to one)
+        OfflineProposer(load_task("sft_scaling_law").spec, seed=0, seeds=["A/(D**alpha + B) + C*D**beta"])
 
 
 def test_without_parents_it_proposes_library_laws():

@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     options = fit_options(args)
     evaluation = evaluate_on_test(law, task, options)
     if args.json:
-        reporting.print_json({"task": task.name, **reporting.evaluation_document(evaluation, options)})
+        reporting.print_json({"task": task.name, **reporting.evaluation_document(evaluation, options),
+                              "reductions": list(law.reductions)})
     else:
         print_evaluation(task, evaluation, options, reporting.stdout_console())
     return 1 if evaluation.failed else 0
@@ -108,6 +109,8 @@ def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, co
     console.print(f"[bold]{task.name}[/bold]: {law.n_params} parameter(s) fitted per group "
                   f"({options.space} space, {options.loss} loss) in {evaluation.seconds:.2f} s", highlight=False)
     console.print(law.text, highlight=False, markup=False)
+    for note in law.reductions:  # what the reduction merged, so the parameter table makes sense
+        console.print(f"reduced: {note}", highlight=False, markup=False)
     left_out = evaluation.diagnostics.get("left_out", 0)
     if left_out:
         console.print(f"{left_out} diverged training run(s) beyond {options.outlier_fence:g} interquartile "
