@@ -201,3 +201,29 @@ def test_children_with_two_lone_parameters_side_by_side_are_refused():
     assert mutator.finish((E + G + A * N**-alpha,), "test", "", (parent,)) is None  # so is E + G
     kept = mutator.finish((E + A * N**-alpha + A * C,), "test", "", (parent,))  # A also stands elsewhere
     assert kept is not None and kept.law.n_params == 4
+
+
+def test_random_mutations_rarely_write_a_redundant_parameter():
+    """Chains of random mutations from every parent: how often does the reduction still merge something?
+
+    Every child is reduced by ``parse_law``, so redundancy never reaches the fit; but an
+    operator that writes ``A*B`` wastes a proposal on a law it did not mean.  Measured on
+    this seeded run: 10.5% of children before the operators reused coefficients, 1.1% after
+    (the rest are mostly like terms made by replacing one feature with another).
+    """
+    rng = np.random.default_rng(7)
+    made = merged = 0
+    for task_name, text in PARENTS:
+        _, mutator = setup(task_name)
+        parent = current = law(task_name, text)
+        for _ in range(60):
+            child = mutator.mutate(current, rng, fitted={p: 0.7 for p in current.param_names})
+            if child is None:
+                continue
+            made += 1
+            merged += bool(child.law.reductions)
+            current = child.law if rng.random() < 0.5 else parent
+    share = merged / made
+    print(f"\n{merged} of {made} mutated children ({share:.1%}) still had a redundant parameter to merge")
+    assert made >= 300
+    assert share < 0.04

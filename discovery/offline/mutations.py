@@ -8,6 +8,13 @@ New parameters come from a ``ParamPool`` seeded with the law's parameter
 names, so they never collide with a feature, a function or an existing
 parameter.
 
+Every child is reduced by ``parse_law`` (``sld.evaluators.reduction``), but
+the operators avoid writing redundant parameters in the first place: a piece
+grafted into a product that already has a free coefficient leaves its own
+amplitude out, a saturation of ``A*f`` saturates ``f`` and keeps ``A``
+outside, a sum turned into a product keeps one coefficient, and a removal
+never leaves a feature-free remnant beside another coefficient.
+
 Operators that add parameters are not offered when the parent is already at
 the budget; operators that remove parameters (``remove_term``,
 ``drop_param``, ``freeze_param``) keep small laws coming, which matters
@@ -29,6 +36,7 @@ from sld.discovery.offline.profile import FeatureInfo, TaskProfile
 from sld.discovery.offline.trees import Node, has_any, pick, replace_at, select, walk
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import expression_to_text, law_to_text
+from sld.evaluators.reduction import split_coefficient
 
 Outputs = tuple[sympy.Expr, ...]
 
@@ -186,13 +194,11 @@ class Mutator:
     def finish(self, outputs: Outputs, operator: str, detail: str, parents: tuple[Law, ...]) -> Child | None:
         """Print and parse ``outputs`` as a child of ``parents``.
 
-        None if they do not parse or break the budget, if the child equals a
+        None if they do not parse or break the budget (counted after the
+        reduction merged any redundant parameters), if the child equals a
         parent, or if it lost every free parameter of parents that had some
         (a law with nothing to fit cannot adapt to a group).
         """
-        n_params = len(set().union(*(o.free_symbols for o in outputs)) - self.feature_symbols)
-        if n_params > self.profile.budget:
-            return None  # cheaper than printing and parsing to learn the same
         try:
             law = parse_law(law_to_text(outputs), self.profile.spec)
         except FormulaError:
@@ -201,28 +207,7 @@ class Mutator:
             return None
         if law.n_params == 0 and any(p.n_params for p in parents):
             return None
-        if self._has_redundant_params(law.outputs):
-            return None
         return Child(law, operator, detail)
-
-    def _has_redundant_params(self, outputs: Outputs) -> bool:
-        """Whether two lone parameters sit side by side in one sum or product (``A*C``, ``E + C``).
-
-        Such a pair is one degree of freedom written twice: the fit cannot
-        tell them apart, and the law costs a parameter more than it should.
-        """
-        occurrences: dict[sympy.Symbol, int] = {}
-        for output in outputs:
-            for node in walk(output):
-                if node.expr.is_Symbol and node.expr not in self.feature_symbols:
-                    occurrences[node.expr] = occurrences.get(node.expr, 0) + 1
-        for output in outputs:
-            for node in walk(output):
-                if node.expr.is_Add or node.expr.is_Mul:
-                    lone = sum(1 for a in node.expr.args if occurrences.get(a) == 1)
-                    if lone >= 2:
-                        return True
-        return False
 
     # -- helpers --------------------------------------------------------------
     def _has_feature(self, node: Node) -> bool:
@@ -237,6 +222,32 @@ class Mutator:
             return None
         weights = np.array([2.0 if f.is_scale else 1.0 for f in candidates])
         return candidates[int(rng.choice(len(candidates), p=weights / weights.sum()))]
+
+    def _is_parameter_only(self, expr: sympy.Expr) -> bool:
+        return bool(expr.free_symbols) and not has_any(expr, self.feature_symbols)
+
+    def _fit_into(self, root: sympy.Expr, node: Node, new: sympy.Expr) -> sympy.Expr | None:
+        """``new``, to stand at ``node``, without a free coefficient or offset its parent already has.
+
+        In ``A*f`` a grafted ``B*g`` would make ``A*B`` one degree of freedom
+        written twice, so ``g`` goes in; in ``E + f`` a grafted constant ``c``
+        likewise.  None if nothing would be left.
+        """
+        path = node.path
+        # The base of x**-1 (a denominator) multiplies into the product above it, too.
+        while path and _is_numeric_power(_subtree(root, path[:-1])) and path[-1] == 0:
+            path = path[:-1]
+        if not path:
+            return new
+        parent = _subtree(root, path[:-1])
+        siblings = [a for i, a in enumerate(parent.args) if i != path[-1]]
+        if not any(self._is_parameter_only(a) for a in siblings):
+            return new
+        if parent.is_Mul:
+            new = split_coefficient(new, self.feature_symbols)[1]
+        elif parent.is_Add:
+            new = sympy.Add(*(t for t in sympy.Add.make_args(new) if not self._is_parameter_only(t)))
+        return None if new.is_Number else new
 
     def _params(self, expr: sympy.Expr) -> list[sympy.Symbol]:
         return sorted(expr.free_symbols - self.feature_symbols, key=lambda s: s.name)
@@ -284,7 +295,8 @@ class Mutator:
             new = work.pool.new("coef")
         else:
             new = random_piece(work.pool, feature, int(work.rng.integers(4)))
-        if new == node.expr:
+        new = self._fit_into(work.expr, node, new)
+        if new is None or new == node.expr:
             return None
         return work.replaced(replace_at(work.expr, node.path, new),
                              f"replaced {_short(node.expr)} with {_short(new)}")
@@ -303,11 +315,19 @@ class Mutator:
                 return len(expr.args) >= 2
             return expr.is_Mul and sum(not a.is_Number for a in expr.args) >= 2
 
+        def keeps_features(expr: sympy.Expr, drop: int) -> bool:
+            # Dropping a subtree's last feature would leave a constant beside the other coefficients.
+            rest = [a for i, a in enumerate(expr.args) if i != drop]
+            return not self._has_feature(Node((), expr)) or any(has_any(a, self.feature_symbols) for a in rest)
+
         node = pick(work.rng, select(work.expr, removable))
         if node is None:
             return None
         args = node.expr.args
-        choices = [i for i, a in enumerate(args) if node.expr.is_Add or not a.is_Number]
+        choices = [i for i, a in enumerate(args)
+                   if (node.expr.is_Add or not a.is_Number) and keeps_features(node.expr, i)]
+        if not choices:
+            return None
         drop = choices[int(work.rng.integers(len(choices)))]
         new = node.expr.func(*(a for i, a in enumerate(args) if i != drop))
         return work.replaced(replace_at(work.expr, node.path, new), f"removed {_short(args[drop])}")
@@ -317,7 +337,10 @@ class Mutator:
 
         def swapped(expr: sympy.Expr) -> sympy.Expr | None:
             if expr.is_Add and len(expr.args) >= 2:
-                return sympy.Mul(*expr.args)
+                # One coefficient for the product, not one per former term.
+                parts = [split_coefficient(a, features) for a in expr.args]
+                coefficient = next((c for c, _ in parts if c.free_symbols), sympy.S.One)
+                return coefficient * sympy.Mul(*(rest for _, rest in parts))
             if expr.is_Mul:
                 coefficient, rest = expr.as_coeff_Mul()
                 factors = sympy.Mul.make_args(rest)
@@ -334,7 +357,9 @@ class Mutator:
         node = pick(work.rng, select(work.expr, lambda n: swapped(n.expr) is not None))
         if node is None:
             return None
-        new = swapped(node.expr)
+        new = self._fit_into(work.expr, node, swapped(node.expr))
+        if new is None:
+            return None
         return work.replaced(replace_at(work.expr, node.path, new),
                              f"swapped {_short(node.expr)} for {_short(new)}")
 
@@ -342,7 +367,11 @@ class Mutator:
         node = pick(work.rng, select(work.expr, lambda n: not n.expr.is_Number and self._has_feature(n)))
         if node is None:
             return None
-        u, k = node.expr, work.pool.new("coef")
+        # A*f saturates as A*S(k*f): k*A inside would be one degree of freedom written twice.
+        amplitude, u = split_coefficient(node.expr, self.feature_symbols)
+        if not amplitude.free_symbols:
+            amplitude, u = sympy.S.One, node.expr
+        k = work.pool.new("coef")
         choice = int(work.rng.integers(3))
         if choice == 0:
             new = u / (1 + k * u)
@@ -350,7 +379,7 @@ class Mutator:
             new = 1 - sympy.exp(-k * u)
         else:
             new = sympy.log(1 + k * u)
-        return work.replaced(replace_at(work.expr, node.path, new), f"saturated {_short(u)}")
+        return work.replaced(replace_at(work.expr, node.path, amplitude * new), f"saturated {_short(node.expr)}")
 
     def _param_to_power(self, work: _Work) -> _Edit | None:
         params = self._params(work.expr)
@@ -384,7 +413,11 @@ class Mutator:
         if not any(t.is_Number or (t.is_Symbol and t not in self.feature_symbols) for t in terms):
             offset = work.pool.new("offset")
             return work.replaced(work.expr + offset, f"added offset {offset.name}")
-        node = pick(work.rng, select(work.expr, lambda n: n.depth > 0 and self._has_feature(n)))
+        def shiftable(n: Node) -> bool:
+            has_offset = n.expr.is_Add and any(self._is_parameter_only(t) for t in n.expr.args)
+            return n.depth > 0 and self._has_feature(n) and not has_offset
+
+        node = pick(work.rng, select(work.expr, shiftable))
         if node is None:
             return None
         shift = work.pool.new("shift")
@@ -435,6 +468,16 @@ class Mutator:
         # A parameter may be shared between outputs, so it is replaced in all of them.
         outputs = tuple(o.xreplace({param: value}) for o in work.outputs)
         return _Edit(outputs, f"{param.name} = {_short(value)} ({why})")
+
+
+def _is_numeric_power(expr: sympy.Expr) -> bool:
+    return expr.is_Pow and expr.exp.is_Number
+
+
+def _subtree(expr: sympy.Expr, path: tuple[int, ...]) -> sympy.Expr:
+    for index in path:
+        expr = expr.args[index]
+    return expr
 
 
 def _round(value: float) -> float:
