@@ -184,8 +184,9 @@ class LawFitter:
         self.params_ = {g: f.params for g, f in fits.items() if not f.failed}
         failures = [f"{g}: {f.reason}" for g, f in fits.items() if f.failed]
         self.failed_ = bool(failures)
+        more = len(failures) - 3
         self.failure_reason_ = "; ".join(failures[:3]) + (
-            f" (and {len(failures) - 3} more groups)" if len(failures) > 3 else "")
+            f" (and {more} more group{'s' if more > 1 else ''})" if more > 0 else "")
         self.seconds_ = time.perf_counter() - start
         return self
 
@@ -221,7 +222,7 @@ class LawFitter:
         for i, (name, rows) in enumerate(groups.items()):
             if not math.isfinite(cost[i]):
                 fits[name] = _failed(rows, "no start gave finite predictions on this group's training rows "
-                                     "(overflow, log of a negative, ...)")
+                                     f"(overflow, log of a negative, ...){self._where_not_finite(rows)}")
                 continue
             predictions = self._predict_fn(rows.X, theta[i]).T
             if not np.all(np.isfinite(predictions)):
@@ -232,6 +233,15 @@ class LawFitter:
             fits[name] = GroupFit(params, float(cost[i]), mse, len(rows), starts, int(evaluations[i]),
                                   condition=float(condition[i]))
         return fits
+
+    def _where_not_finite(self, rows: Rows) -> str:
+        """Which runs the law is not finite on at a plain start (every parameter 1), if only some."""
+        predictions = self._predict_fn(rows.X, np.ones(self.law.n_params)).T
+        bad = np.flatnonzero(~np.isfinite(predictions).all(axis=1))
+        if bad.size == 0 or bad.size == len(rows):
+            return ""
+        run = ", ".join(f"{s}={v:g}" for s, v in zip((f.name for f in self.law.features), rows.X[bad[0]]))
+        return f"; with every parameter at 1 it is not finite on {bad.size} of {len(rows)} runs, e.g. {run}"
 
     def _check_time(self) -> None:
         if time.perf_counter() > self._deadline:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pydantic
 
+from sld.tasks.checks import data_warnings
 from sld.tasks.errors import TaskError
 from sld.tasks.rows import Rows, largest_scale_mask
 from sld.tasks.spec import TaskSpec
@@ -32,6 +33,7 @@ class TrainingTask:
     spec: TaskSpec
     train: Rows
     data_path: Path
+    warnings: tuple[str, ...] = ()  # what the training rows cannot support (``tasks.checks``)
 
     @property
     def name(self) -> str:
@@ -46,6 +48,7 @@ class Task:
     train: Rows
     test: Rows
     data_path: Path
+    warnings: tuple[str, ...] = ()  # what the training rows cannot support (``tasks.checks``)
 
     @property
     def name(self) -> str:
@@ -53,7 +56,7 @@ class Task:
 
     def training_view(self) -> TrainingTask:
         """The task without its test rows, for discovery."""
-        return TrainingTask(spec=self.spec, train=self.train, data_path=self.data_path)
+        return TrainingTask(spec=self.spec, train=self.train, data_path=self.data_path, warnings=self.warnings)
 
 
 def curated_names() -> list[str]:
@@ -128,7 +131,7 @@ def _build_task(spec: TaskSpec, csv_path: Path) -> Task:
             f"{csv_path.name}: the split leaves {len(train)} training and {len(test)} test rows; "
             "both must be non-empty"
         )
-    return Task(spec=spec, train=train, test=test, data_path=csv_path)
+    return Task(spec=spec, train=train, test=test, data_path=csv_path, warnings=data_warnings(spec, train))
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
