@@ -54,6 +54,7 @@ class CampaignResult:
     rejected: int
     seconds: float
     stop_reason: str
+    timed_out: int = 0  # candidates cut off by the per-candidate wall-clock safety net
 
 
 class Campaign:
@@ -85,6 +86,7 @@ class Campaign:
         self.failures: list[Failure] = []
         self.evaluated = 0
         self.rejected = 0
+        self.timed_out = 0
         self.generation = 0
         if campaign_id is None:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
@@ -105,6 +107,7 @@ class Campaign:
                 continue
             self.seen.add(entry.key)
             self.evaluated += 1
+            self.timed_out += bool(entry.diagnostics.get("timed_out"))
             if entry.status == "ok" and entry.score is not None:
                 try:
                     law = parse_law(entry.formula, self.task.spec)
@@ -150,7 +153,7 @@ class Campaign:
         best = self._final_choice()
         self.archive.set_status(self.campaign_id, "finished")
         return CampaignResult(self.campaign_id, best, self.evaluated,
-                              self.rejected, time.monotonic() - start, stop_reason)
+                              self.rejected, time.monotonic() - start, stop_reason, self.timed_out)
 
     def _final_choice(self) -> Member | None:
         """Re-score the best few laws with full-effort fits, then keep the best or a much simpler one.
@@ -268,6 +271,7 @@ class Campaign:
         )
         law_id = self.archive.record(self.campaign_id, entry)
         self.evaluated += 1
+        self.timed_out += result.status == "timed_out"
         member = None
         if score is not None:
             member = self._member(law_id, law, score, result.validation, result.params, island,

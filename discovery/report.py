@@ -55,7 +55,8 @@ class HumanLawResult:
         }
 
 
-def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None = None) -> list[HumanLawResult]:
+def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None = None,
+                        max_seconds: float | None = None) -> list[HumanLawResult]:
     """Fit and test-score each of the task's human laws as SLDBench scores them.
 
     With the loss and in the space its authors fit (``HumanLaw.loss`` and
@@ -69,7 +70,8 @@ def evaluate_human_laws(task: Task, seed: int = 0, outlier_fence: float | None =
             law = parse_law(human.formula, task.spec)
         except FormulaError as err:
             raise FormulaError(f"task {task.name}, human law {human.name!r}: {err}") from None
-        options = FitOptions(space=human.space, loss=human.loss, seed=seed, outlier_fence=outlier_fence)
+        options = FitOptions(space=human.space, loss=human.loss, seed=seed, outlier_fence=outlier_fence,
+                             max_seconds=max_seconds)
         results.append(HumanLawResult(human, options, evaluate_on_test(law, task, options)))
     return results
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: importing these at start-up would load Sy
 
     from sld.evaluators.evaluate import Evaluation
     from sld.evaluators.fitting import FitOptions
+    from sld.tasks import Task, TrainingTask
 
 
 def json_ready(value: Any) -> Any:
@@ -100,6 +101,12 @@ def progress(message: str) -> Iterator[None]:
 def note(message: str) -> None:
     """One progress line on stderr."""
     stderr_console().print(message, highlight=False)
+
+
+def warn_about(task: Task | TrainingTask) -> None:
+    """What the task's training rows cannot support, one ``sld: warning:`` line each on stderr."""
+    for warning in task.warnings:
+        print(f"sld: warning: {task.name}: {warning}", file=sys.stderr)
 
 
 def evaluation_document(evaluation: Evaluation, options: FitOptions) -> dict:

@@ -56,6 +56,9 @@ from sld.evaluators.projection import GroupStack, Projection, project
 from sld.tasks import Rows, typical_mask
 
 _MAX_STARTS = 512
+# Above this condition number of the column-scaled Jacobian, some combination of parameters
+# moves the predictions by less than a part in 1e8 of what the others do: not identified.
+ILL_CONDITIONED = 1e8
 _CHUNK_VALUES = 1 << 21  # values per batched screening call: bounds its memory to tens of MB
 _FD_STEP = 1.49e-8  # forward-difference step, relative (√ machine epsilon)
 
@@ -362,7 +365,8 @@ class LawFitter:
             residuals = probed.residuals.reshape(d + 1, len(rows), -1)
             finite = np.isfinite(probed.sse[:len(rows)])
             r0 = np.where(finite[:, None], residuals[0], np.nan)
-            jac = (residuals[1:] - residuals[0][None]).transpose(1, 2, 0) / steps[:, None, :]
+            with np.errstate(all="ignore"):
+                jac = (residuals[1:] - residuals[0][None]).transpose(1, 2, 0) / steps[:, None, :]
             return r0, jac
 
         iterations = 10 * (d + 2)

@@ -81,6 +81,12 @@ def solve(
     ``max_iterations`` evaluations.  Costs only ever decrease: the result is
     never worse than the start.
     """
+    with np.errstate(all="ignore"):  # overflowing trial points are rejected by their non-finite cost
+        return _solve(residuals_and_jacobian, theta0, max_iterations, huber_delta)
+
+
+def _solve(residuals_and_jacobian: ResidualsAndJacobian, theta0: np.ndarray, max_iterations: int,
+           huber_delta: float | None) -> Solution:
     theta = np.array(theta0, dtype=float, copy=True)
     batch, p = theta.shape
     all_rows = np.arange(batch)

@@ -59,7 +59,9 @@ def run_sld(capsys, *argv) -> tuple[int, str, str]:
 
 
 def assert_one_line_error(status: int, err: str, *fragments: str) -> None:
+    """One ``sld: error:`` line (after any ``sld: warning:`` lines about the task's data)."""
     assert status == 2
+    err = "".join(line for line in err.splitlines(keepends=True) if not line.startswith("sld: warning: "))
     assert err.startswith("sld: error: ") and err.endswith("\n") and err.count("\n") == 1, err
     assert "Traceback" not in err
     for fragment in fragments:

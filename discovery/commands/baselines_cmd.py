@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from sld.discovery import reporting
-from sld.discovery.commands.eval_cmd import add_fence_argument, outlier_fence
-from sld.tasks import Task, curated_names, load_task, load_task_file
+from sld.discovery.commands.eval_cmd import add_fence_argument, add_max_seconds_argument, max_seconds, outlier_fence
+from sld.tasks import Task, TaskError, curated_names, load_task, load_task_file
 
 if TYPE_CHECKING:
     from sld.discovery.report import HumanLawResult
@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "curated tasks are then run only if --tasks names them")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
     add_fence_argument(parser)
+    add_max_seconds_argument(parser)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON array (one document per task) instead of a table")
     parser.set_defaults(handler=run)
@@ -49,15 +50,20 @@ def run(args: argparse.Namespace) -> int:
         tasks += [load_task(name) for name in args.tasks or ()]
     else:
         tasks = [load_task(name) for name in (args.tasks or curated_names())]
-    fence = outlier_fence(args)
+    fence, limit = outlier_fence(args), max_seconds(args)
+    if not any(task.spec.human_laws for task in tasks):
+        names = ", ".join(task.name for task in tasks)
+        raise TaskError(f"{names}: no [[human_laws]] in the task file, so there is nothing to fit; add one "
+                        "(see README 'Your own data'), or use `sld eval FORMULA --task-file FILE`")
     documents, rows = [], []
     for task in tasks:
         if not task.spec.human_laws:
             reporting.note(f"{task.name}: no human laws in its task file; skipped")
             continue
+        reporting.warn_about(task)
         start = time.perf_counter()
         with reporting.progress(f"fitting the {len(task.spec.human_laws)} human law(s) of {task.name} ..."):
-            results = evaluate_human_laws(task, args.seed, fence)
+            results = evaluate_human_laws(task, args.seed, fence, limit)
         best = best_result(results)
         seconds = time.perf_counter() - start
         if best is None:
@@ -83,7 +89,7 @@ def _task_document(task: Task, results: list[HumanLawResult], best: HumanLawResu
         best_document = best.to_dict()
         document.update({key: best_document[key] for key in ("formula", "params", "train", "test")})
         document.update(law=best.human.name, space=best.human.space)
-    return {**document, "laws": [result.to_dict() for result in results]}
+    return {**document, "laws": [result.to_dict() for result in results], "warnings": list(task.warnings)}
 
 
 def _table(rows: list[tuple[Task, HumanLawResult, bool]]):

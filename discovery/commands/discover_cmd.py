@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from sld.archive import DEFAULT_ARCHIVE, Archive
+from sld.discovery import reporting
 from sld.discovery.proposers import add_llm_arguments, proposer_mode
 from sld.tasks import SLDError, Task, resolve_task
 
@@ -31,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--minutes", type=float, help="wall-time budget in minutes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (0: in-process)")
+    parser.add_argument("--candidate-timeout", type=float, metavar="S",
+                        help="wall-clock safety net per candidate in a worker, in seconds (default 60); "
+                        "fits are bounded by work, so only a hung candidate meets it")
     parser.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE})")
     parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
     parser.add_argument("--seed-human-laws", action="store_true",
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"),
                                                   settings.seed, spec=task.spec)
         proposers = build_proposers(task, settings, args, archive, campaign_id)
+        reporting.warn_about(task)  # once the input is known to be good, so an error stays one line
         try:
             with _ProgressBar(settings, quiet=args.quiet) as on_progress:
                 starting = list(task.spec.starting_formulas) if settings.seed_human_laws else []
@@ -88,6 +93,8 @@ def _new_settings(args) -> CampaignSettings:
     from sld.discovery.settings import CampaignSettings
 
     overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
+    if args.candidate_timeout is not None:
+        overrides["candidate_timeout_s"] = args.candidate_timeout
     if args.budget is not None:
         overrides["budget"] = args.budget
     if args.minutes is not None:
@@ -131,7 +138,9 @@ def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usag
 
     document = {
         "task": task.name, "campaign": result.campaign_id, "evaluated": result.evaluated,
-        "rejected": result.rejected, "seconds": round(result.seconds, 2), "stop": result.stop_reason,
+        "rejected": result.rejected, "timed_out": result.timed_out,
+        "candidate_timeout_s": settings.candidate_timeout_s, "warnings": list(task.warnings),
+        "seconds": round(result.seconds, 2), "stop": result.stop_reason,
         "proposer": settings.proposer,
         "llm": {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd},
@@ -165,6 +174,9 @@ def _print_report(document: dict) -> None:
     out = sys.stdout
     print(f"\ntask {document['task']}: evaluated {document['evaluated']} laws in "
           f"{document['seconds']} s (campaign {document['campaign']}, stopped on {document['stop']})", file=out)
+    if document["timed_out"]:
+        print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
+              "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
     print(f"\nselected law (id {document['law_id']}, validation R² {document['validation']['r2']:.4f}):", file=out)
     print("  " + document["formula"].replace("\n", "\n  "), file=out)
     params = document["params"]

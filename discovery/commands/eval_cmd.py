@@ -58,6 +58,20 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="loss on the residuals (default: squared)")
     add_fence_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
+    add_max_seconds_argument(parser)
+
+
+def add_max_seconds_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-seconds", type=float, metavar="S", default=None,
+                        help="wall-clock limit per law; groups not fitted in time say so (default: none: "
+                        "fits are bounded by work, so results do not depend on machine speed)")
+
+
+def max_seconds(args: argparse.Namespace) -> float | None:
+    """``--max-seconds``, checked: a positive number of seconds, or None."""
+    if args.max_seconds is not None and not args.max_seconds > 0:
+        raise TaskError(f"--max-seconds must be a positive number of seconds, not {args.max_seconds:g}")
+    return args.max_seconds
 
 
 def add_fence_argument(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +93,8 @@ def outlier_fence(args: argparse.Namespace) -> float | None:
 def fit_options(args: argparse.Namespace) -> FitOptions:
     from sld.evaluators.fitting import FitOptions
 
-    return FitOptions(space=args.space, loss=args.loss, seed=args.seed, outlier_fence=outlier_fence(args))
+    return FitOptions(space=args.space, loss=args.loss, seed=args.seed, outlier_fence=outlier_fence(args),
+                      max_seconds=max_seconds(args))
 
 
 def task_from_args(args: argparse.Namespace) -> Task:
@@ -95,10 +110,11 @@ def run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     law = parse_law(args.formula, task.spec)
     options = fit_options(args)
+    reporting.warn_about(task)
     evaluation = evaluate_on_test(law, task, options)
     if args.json:
         reporting.print_json({"task": task.name, **reporting.evaluation_document(evaluation, options),
-                              "reductions": list(law.reductions)})
+                              "reductions": list(law.reductions), "warnings": list(task.warnings)})
     else:
         print_evaluation(task, evaluation, options, reporting.stdout_console())
     return 1 if evaluation.failed else 0
@@ -117,6 +133,13 @@ def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, co
                       "ranges left out of the fit and of the train metrics", highlight=False)
     if evaluation.failed:
         console.print(f"[red]failed:[/red] {evaluation.reason}", highlight=False)
+    from sld.evaluators.fitting import ILL_CONDITIONED
+
+    condition = evaluation.diagnostics.get("condition", 1.0)
+    if condition > ILL_CONDITIONED:
+        console.print(f"[yellow]ill-conditioned:[/yellow] the Jacobian's condition number reaches {condition:.1e}: "
+                      "some combination of parameters is not pinned down by these runs (terms that cancel, "
+                      "a redundant parameter), so the fitted values are not meaningful", highlight=False)
     if evaluation.params and law.n_params:
         console.print(parameter_table(evaluation.params, law.param_names))
         _print_hidden(console, len(evaluation.params))
