@@ -164,3 +164,38 @@ def _run_discover(args: argparse.Namespace) -> int:
 
 register_bench_subcommand("discover", "offline campaigns on the curated tasks, several seeds: test R² table",
                           _configure_discover, _run_discover)
+
+
+# -- sld bench pseudo / selection (logic in ``discovery.pseudo_benchmark``, ``discovery.selection_study``) --
+def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--budget", type=int, default=150, help="candidates per campaign")
+    parser.add_argument("--minutes", type=float, default=2.0, help="wall-time cap per campaign")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--top-k", type=int, default=16, help="best laws by search score recorded per campaign")
+    parser.add_argument("--output", default="sld-pseudo.jsonl", help="JSON-lines file of records (default %(default)s)")
+    parser.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
+
+
+def _run_pseudo(args: argparse.Namespace) -> int:
+    from sld.discovery.pseudo_benchmark import run_cli
+
+    return run_cli(args)
+
+
+def _configure_selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", nargs="+", required=True, metavar="FILE",
+                        help="JSON-lines records written by `sld bench pseudo`")
+
+
+def _run_selection(args: argparse.Namespace) -> int:
+    from sld.discovery.selection_study import run_cli
+
+    return run_cli(args)
+
+
+register_bench_subcommand("pseudo", "campaigns on pseudo-tasks cut from the training rows: records for "
+                          "selection studies", _configure_pseudo, _run_pseudo)
+register_bench_subcommand("selection", "score selection rules post hoc on `sld bench pseudo` records",
+                          _configure_selection, _run_selection)
