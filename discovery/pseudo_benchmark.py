@@ -62,12 +62,13 @@ MIXTURE_PROBES_PER_GROUP = 16
 def probe_rows(task: PseudoTask) -> Rows:
     """Points beyond each group's largest pseudo-training runs, from ``task.train`` alone.
 
-    Each group's largest runs by the joint scale (at most ``PROBE_RUNS_PER_GROUP``
-    of them) are stepped along each axis (the joint scale, i.e. every scale
-    feature at once, when there are several, then each scale feature alone),
-    the other features kept at those runs' values.  A step doubles a positive
-    feature that spans at least a factor 2 in the training rows (×2, ×4) and
-    otherwise adds 10% and 20% of its range (``log_flops``).  A task without
+    Along each axis (the joint scale, i.e. every scale feature at once, when
+    there are several, then each scale feature alone) the axis's features are
+    set to the group's largest pseudo-training value times 2 and times 4, the
+    other features kept at their values in the group's largest runs by the
+    joint scale (at most ``PROBE_RUNS_PER_GROUP`` of them; duplicates dropped).
+    A feature that is not positive or spans under a factor 2 (``log_flops``)
+    steps by 10% and 20% of its range instead.  A task without
     a scale feature gets midpoints of seeded random pairs of each group's runs.
     """
     rows, spec = task.train, task.spec
@@ -90,17 +91,18 @@ def probe_rows(task: PseudoTask) -> Rows:
             for step in PROBE_STEPS:
                 points = rows.X[top].copy()
                 for c in axis:
-                    points[:, c] = _step(rows.X[:, c], points[:, c], step)
+                    points[:, c] = _step(rows.X[:, c], rows.X[index, c].max(), step)
+                points = np.unique(points, axis=0)  # without other features the largest runs coincide
                 X.append(points)
                 groups += [group] * len(points)
     return _rows(np.vstack(X), groups, rows.y.shape[1])
 
 
-def _step(values: np.ndarray, at: np.ndarray, step: int) -> np.ndarray:
+def _step(values: np.ndarray, largest: float, step: int) -> float:
     low, high = float(values.min()), float(values.max())
     if low > 0 and high >= 2 * low:
-        return at * 2.0**step
-    return at + 0.1 * step * (high - low)
+        return largest * 2.0**step
+    return largest + 0.1 * step * (high - low)
 
 
 def _rows(X: np.ndarray, groups: list, n_targets: int) -> Rows:
@@ -109,13 +111,16 @@ def _rows(X: np.ndarray, groups: list, n_targets: int) -> Rows:
 
 # -- one campaign -----------------------------------------------------------------
 def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_path: Path,
-                        top_k: int = TOP_K) -> dict:
-    """Run a library-alone campaign on ``task.training_view()``; the record described in the module doc."""
+                        top_k: int = TOP_K, starting_laws: Sequence[str] = ()) -> dict:
+    """Run a campaign on ``task.training_view()``; the record described in the module doc.
+
+    The benchmark runs from the family library alone; ``starting_laws`` are for tests.
+    """
     started = time.monotonic()
     training = task.training_view()
     with Archive(archive_path) as archive:
         proposer = OfflineProposer(task.spec, seed=settings.seed)
-        campaign = Campaign(training, settings, archive, [(proposer, 1.0)])
+        campaign = Campaign(training, settings, archive, [(proposer, 1.0)], starting_laws=starting_laws)
         result = campaign.run()
         top = campaign.population.best(top_k)
         search_folds = [archive.entry(m.law_id).diagnostics.get("folds", []) for m in top]
