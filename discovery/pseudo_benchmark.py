@@ -122,7 +122,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         proposer = OfflineProposer(task.spec, seed=settings.seed)
         campaign = Campaign(training, settings, archive, [(proposer, 1.0)], starting_laws=starting_laws)
         result = campaign.run()
-        top = campaign.population.best(top_k)
+        top = campaign.population.best(max(top_k, settings.finalists))  # the kept law is among them
         search_folds = [archive.entry(m.law_id).diagnostics.get("folds", []) for m in top]
     campaign_seconds = time.monotonic() - started
     full = settings.full_fit()

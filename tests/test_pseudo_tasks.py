@@ -233,5 +233,18 @@ def test_run_benchmark_writes_one_json_line_per_campaign(tmp_path):
     records = run_benchmark(["synthetic_trap"], [0], settings, output, top_k=4, log=lines.append,
                             load=lambda name: task)
     assert len(records) == 1 and read_records([output]) == records
-    assert records[0]["pseudo_task"] == "synthetic_trap/pseudo-joint" and len(records[0]["laws"]) <= 4
+    assert records[0]["pseudo_task"] == "synthetic_trap/pseudo-joint"
+    assert len(records[0]["laws"]) <= settings.finalists  # top-K, but never fewer than the finalists
+    assert records[0]["current_choice"]["index"] is not None
     assert "synthetic_trap/pseudo-joint seed 0" in lines[0]
+
+
+def test_sld_bench_selection_prints_the_rules_table(tmp_path, capsys):
+    from sld.discovery.cli import main
+
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join(json.dumps(_record(task)) for task in ("t1", "t2")) + "\n")
+    assert main(["bench", "selection", "--input", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "t1/pseudo-joint" in out and "g ensemble median top-5" in out
+    assert "leave-one-task-out choice" in out
