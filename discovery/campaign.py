@@ -144,18 +144,18 @@ class Campaign:
                         break
                     if self.generation % self.settings.migration_every == 0:
                         self.population.migrate()
+                best = self._final_choice(pool)
         except KeyboardInterrupt:
             self.archive.set_status(self.campaign_id, "interrupted")
             raise
         except Exception:
             self.archive.set_status(self.campaign_id, "failed")
             raise
-        best = self._final_choice()
         self.archive.set_status(self.campaign_id, "finished")
         return CampaignResult(self.campaign_id, best, self.evaluated,
                               self.rejected, time.monotonic() - start, stop_reason, self.timed_out)
 
-    def _final_choice(self) -> Member | None:
+    def _final_choice(self, pool: EvaluationPool) -> Member | None:
         """Re-score the best few laws with full-effort fits, then keep the best or a much simpler one.
 
         The cheap search fits were for ranking; a finalist is scored by its worst fold
@@ -169,8 +169,7 @@ class Campaign:
         thorough = replace(self.split, all_random_folds=True)
         # the per-candidate safety net, once per fold: these fits do several times the search's work
         timeout = self.settings.candidate_timeout_s * len(thorough.fold_pairs(self.task))
-        with EvaluationPool(self.task, thorough, full, self.settings.workers, timeout) as pool:
-            results = dict(pool.evaluate([member.law.text for member in finalists]))
+        results = dict(pool.evaluate([member.law.text for member in finalists], thorough, full, timeout))
         rescored = []
         for index, member in enumerate(finalists):
             result = results[index]

@@ -81,9 +81,9 @@ def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSp
             return
         if job is None:
             return
-        job_id, formula = job
+        job_id, formula, job_split, job_options = job
         try:
-            result = evaluate_formula(formula, task, split, options)
+            result = evaluate_formula(formula, task, job_split or split, job_options or options)
         except MemoryError:
             result = CandidateResult("failed", reason="ran out of memory while fitting")
         try:
@@ -96,7 +96,7 @@ def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSp
 class _Worker:
     process: multiprocessing.process.BaseProcess
     connection: Connection
-    job: tuple[int, str] | None = None
+    job: tuple | None = None  # (index, formula, split or None, options or None)
     deadline: float = 0.0
 
 
@@ -184,19 +184,26 @@ class EvaluationPool:
             if other.job is not None:
                 other.deadline += spent
 
-    def evaluate(self, formulas: list[str]) -> Iterator[tuple[int, CandidateResult]]:
-        """Yield ``(index, result)`` for each formula, in order of completion."""
+    def evaluate(self, formulas: list[str], split: ValidationSplit | None = None,
+                 options: FitOptions | None = None, timeout_s: float | None = None,
+                 ) -> Iterator[tuple[int, CandidateResult]]:
+        """Yield ``(index, result)`` for each formula, in order of completion.
+
+        ``split``, ``options`` and ``timeout_s`` replace the pool's own for this call
+        (the campaign's final choice re-scores its finalists in the same workers).
+        """
+        timeout_s = timeout_s or self.timeout_s
         if self.n_workers == 0:
             for index, formula in enumerate(formulas):
-                yield index, evaluate_formula(formula, self.task, self.split, self.options)
+                yield index, evaluate_formula(formula, self.task, split or self.split, options or self.options)
             return
-        queue = list(enumerate(formulas))[::-1]
+        queue = [(index, formula, split, options) for index, formula in enumerate(formulas)][::-1]
         busy: list[_Worker] = []
         while queue or busy:
             for worker in self._workers:
                 if worker.job is None and queue:
                     worker.job = queue.pop()
-                    worker.deadline = time.monotonic() + self.timeout_s
+                    worker.deadline = time.monotonic() + timeout_s
                     worker.connection.send(worker.job)
                     busy.append(worker)
             timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
@@ -217,7 +224,7 @@ class EvaluationPool:
                     self._restart(worker)
                     busy.remove(worker)
                     yield index, CandidateResult(
-                        "timed_out", reason=f"timed out: evaluation exceeded the {self.timeout_s:g} s "
+                        "timed_out", reason=f"timed out: evaluation exceeded the {timeout_s:g} s "
                         "wall-clock safety net per candidate (candidate_timeout_s)",
-                        diagnostics={"timed_out": True}, seconds=self.timeout_s,
+                        diagnostics={"timed_out": True}, seconds=timeout_s,
                     )
