@@ -199,3 +199,20 @@ register_bench_subcommand("pseudo", "campaigns on pseudo-tasks cut from the trai
                           "selection studies", _configure_pseudo, _run_pseudo)
 register_bench_subcommand("selection", "score selection rules post hoc on `sld bench pseudo` records",
                           _configure_selection, _run_selection)
+
+
+# -- sld bench throughput (logic in ``discovery.throughput_bench``) ---------------
+def _configure_throughput(parser: argparse.ArgumentParser) -> None:
+    from sld.discovery.throughput_bench import configure
+
+    configure(parser)
+
+
+def _run_throughput(args: argparse.Namespace) -> int:
+    from sld.discovery.throughput_bench import run_cli
+
+    return run_cli(args)
+
+
+register_bench_subcommand("throughput", "candidates evaluated per second per worker on a few tasks",
+                          _configure_throughput, _run_throughput)
