@@ -92,6 +92,8 @@ def evaluate_on_validation(
         return replace(first, failed=True, reason=failed[0].reason or "a validation fold failed")
     nmse = sum(e.held_out.nmse for e in evaluations) / len(evaluations)
     held_out = replace(first.held_out, nmse=nmse, r2=1.0 - nmse)
-    folds = [{"n": e.held_out.n, "nmse": e.held_out.nmse} for e in evaluations]
+    folds = [{"n": e.held_out.n, "nmse": e.held_out.nmse, "condition": e.diagnostics["condition"]}
+             for e in evaluations]
+    condition = max(fold["condition"] for fold in folds)
     return replace(first, held_out=held_out, seconds=sum(e.seconds for e in evaluations),
-                   diagnostics={**first.diagnostics, "folds": folds})
+                   diagnostics={**first.diagnostics, "condition": condition, "folds": folds})
