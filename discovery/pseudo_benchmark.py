@@ -48,7 +48,7 @@ from sld.discovery.settings import CampaignSettings
 from sld.discovery.workers import EvaluationPool
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
-from sld.evaluators.metrics import score
+from sld.evaluators.metrics import Metrics, score
 from sld.tasks import Rows, curated_names, load_task
 from sld.tasks.rows import scale_rank
 
@@ -136,9 +136,16 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         again = rescored[rank]
         folds = [f.get("nmse") for f in again.diagnostics.get("folds", [])] if again.status == "ok" else []
         law = parse_law(member.law.text, task.spec)
-        fitter = LawFitter(law, full).fit(task.train)
-        predicted = fitter.predict(task.test)
-        metrics = score(task.test.y, predicted, task.test.groups)
+        try:
+            fitter = LawFitter(law, full).fit(task.train)
+            predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
+            metrics = score(task.test.y, predicted, task.test.groups)
+            failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
+        except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
+            predicted = np.full(task.test.y.shape, np.nan)
+            at_probes = np.full((len(probes), task.test.y.shape[1]), np.nan)
+            metrics = Metrics.failure(len(task.test), f"{type(err).__name__}: {err}")
+            failed, reason = True, metrics.reason
         laws.append({
             "rank": rank, "formula": member.law.text, "key": member.law.key,
             "complexity": member.complexity, "n_params": member.law.n_params,
@@ -150,10 +157,9 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                      if again.status == "ok" else None,
                      "folds": folds},
             "pseudo_test": {"r2": metrics.r2, "r2_clipped": metrics.clipped_r2, "nmse": metrics.nmse,
-                            "failed": bool(metrics.failed or fitter.failed_),
-                            "reason": (fitter.failure_reason_ or metrics.reason)[:200]},
+                            "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
-            "probe_predictions": fitter.predict(probes).tolist(),
+            "probe_predictions": at_probes.tolist(),
         })
     chosen_key = result.best.law.key if result.best is not None else None
     chosen = next((i for i, law in enumerate(laws) if law["key"] == chosen_key), None)
