@@ -26,6 +26,7 @@ from sld.discovery.selection import Finalist, choose_finalist, selection_score, 
 from sld.discovery.settings import CampaignSettings
 from sld.discovery.workers import CandidateResult, EvaluationPool
 from sld.evaluators.formula import FormulaError, Law, parse_law
+from sld.evaluators.printing import law_to_text
 from sld.evaluators.validation import ValidationSplit
 from sld.tasks import TrainingTask
 
@@ -87,6 +88,7 @@ class Campaign:
         self.evaluated = 0
         self.rejected = 0
         self.timed_out = 0
+        self.reduced_duplicates = 0  # proposals that, once reduced, repeated an earlier law
         self.generation = 0
         if campaign_id is None:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
@@ -238,7 +240,9 @@ class Campaign:
             except FormulaError as err:
                 self._record_rejection(proposal, island, str(err))
                 continue
+            law = self._as_reduced(law)
             if law.key in self.seen:
+                self.reduced_duplicates += bool(law.reductions)
                 continue  # a duplicate costs nothing
             self.seen.add(law.key)
             batch.append((proposal, island, law))
@@ -253,6 +257,20 @@ class Campaign:
                 self.population.add(finished[slot])
         return len(batch)
 
+    def _as_reduced(self, law: Law) -> Law:
+        """The law written in its reduced form, so the archive holds no redundant parameter.
+
+        The notes of what was merged stay with it; a law whose reduced form does
+        not print back to the same law (rare SymPy rewrites) keeps its own text.
+        """
+        if not law.reductions:
+            return law
+        try:
+            reduced = parse_law(law_to_text(law.outputs), self.task.spec)
+        except FormulaError:
+            return law
+        return replace(reduced, reductions=law.reductions) if reduced.key == law.key else law
+
     def _record_result(self, proposal: Proposal, island: int, law: Law, result: CandidateResult,
                        generation: int, slot: int) -> Member | None:
         score = selection_score(result.validation, law.complexity, self.settings.complexity_penalty) \
@@ -265,7 +283,9 @@ class Campaign:
             operator=proposal.operator, generation=generation, island=island,
             parent_ids=proposal.parent_ids, rationale=proposal.rationale, status=status,
             reason=reason, params=result.params, train=result.train, validation=result.validation,
-            score=score, diagnostics={**result.diagnostics, "slot": slot}, seconds=result.seconds,
+            score=score, diagnostics={**result.diagnostics, "slot": slot,
+                                      **({"reductions": list(law.reductions)} if law.reductions else {})},
+            seconds=result.seconds,
             llm_call_id=proposal.llm_call_id,
         )
         law_id = self.archive.record(self.campaign_id, entry)

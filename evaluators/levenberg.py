@@ -13,10 +13,12 @@ by an iteration count, so a result is a pure function of the inputs.
 
 The step is Marquardt's: solve ``(Jᵀ W J + λ D²) δ = −Jᵀ W r`` with ``D`` the
 running maximum of the Jacobian's column norms (invariant to parameter scale,
-as ``x_scale='jac'`` in SciPy).  The scaled normal matrix is eigen-decomposed
-once per accepted step, so a rejected step (λ raised) costs no new
-decomposition.  A Huber loss enters through iteratively reweighted least
-squares (``W``): residuals beyond ``delta`` weigh ``delta/|r|``.
+as ``x_scale='jac'`` in SciPy).  The scaled normal matrix is formed once per
+accepted step; each trial solves it with its λ by a batched LU solve (for the
+small matrices here LAPACK's per-matrix cost is what counts, and an LU solve
+is several times cheaper than an eigen-decomposition).  A Huber loss enters
+through iteratively reweighted least squares (``W``): residuals beyond
+``delta`` weigh ``delta/|r|``.
 """
 
 from __future__ import annotations
@@ -97,22 +99,21 @@ def _solve(residuals_and_jacobian: ResidualsAndJacobian, theta0: np.ndarray, max
     lam = np.full(batch, _LAMBDA_START)
     scale = np.zeros((batch, p))
     # per-problem cache of the current linearisation (valid for active problems)
-    eigvals = np.zeros((batch, p))
-    eigvecs = np.zeros((batch, p, p))
-    gradient = np.zeros((batch, p))
+    normal = np.zeros((batch, p, p))  # scaled JᵀWJ
+    gradient = np.zeros((batch, p))  # scaled JᵀWr
     stale = active.copy()  # linearisation must be recomputed
+    identity = np.eye(p)
 
     for _ in range(max_iterations):
         if not active.any():
             break
         idx = np.flatnonzero(stale & active)
         if idx.size:
-            _linearise(r[idx], J[idx], huber_delta, scale, idx, eigvals, eigvecs, gradient)
+            _linearise(r[idx], J[idx], huber_delta, scale, idx, normal, gradient)
             stale[idx] = False
         idx = np.flatnonzero(active)
         s = scale[idx]
-        coords = np.einsum("bpq,bp->bq", eigvecs[idx], gradient[idx])
-        step_scaled = -np.einsum("bpq,bq->bp", eigvecs[idx], coords / (eigvals[idx] + lam[idx, None]))
+        step_scaled = -_solve_damped(normal[idx] + lam[idx, None, None] * identity, gradient[idx])
         step = step_scaled / s
         trial = theta[idx] + step
         r_new, J_new = residuals_and_jacobian(trial, idx)
@@ -138,21 +139,25 @@ def _solve(residuals_and_jacobian: ResidualsAndJacobian, theta0: np.ndarray, max
     return Solution(theta, cost, evaluations)
 
 
-def _linearise(r, J, huber_delta, scale, idx, eigvals, eigvecs, gradient) -> None:
-    """Cache the scaled normal equations' eigen-decomposition and gradient for ``idx``."""
+def _linearise(r, J, huber_delta, scale, idx, normal, gradient) -> None:
+    """Cache the scaled normal matrix and gradient of the problems ``idx``."""
     w = _weights(r, huber_delta)
-    with np.errstate(all="ignore"):
-        Jw = J if w is None else J * w[:, :, None]
-        JtJ = np.einsum("bmp,bmq->bpq", Jw, J)
-        g = np.einsum("bmp,bm->bp", Jw, r)
+    Jw = J if w is None else J * w[:, :, None]
+    JtJ = np.einsum("bmp,bmq->bpq", Jw, J)
+    g = np.einsum("bmp,bm->bp", Jw, r)
     JtJ = np.nan_to_num(JtJ, nan=0.0, posinf=0.0, neginf=0.0)
     g = np.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
     norms = np.sqrt(np.maximum(np.einsum("bpp->bp", JtJ), 0.0))
     s = np.maximum(scale[idx], norms)
     s = np.where(s > 0, s, 1.0)
     scale[idx] = s
-    scaled = JtJ / (s[:, :, None] * s[:, None, :])
-    values, vectors = np.linalg.eigh(scaled)
-    eigvals[idx] = np.maximum(values, 0.0)
-    eigvecs[idx] = vectors
+    normal[idx] = JtJ / (s[:, :, None] * s[:, None, :])
     gradient[idx] = g / s
+
+
+def _solve_damped(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve each damped system; a singular one (rare: λ > 0) gets its least-squares solution."""
+    try:
+        return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        return np.einsum("bpq,bq->bp", np.linalg.pinv(matrices), rhs)

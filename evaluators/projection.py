@@ -6,7 +6,7 @@ each group, are one array computation.
 
 ``project`` is variable projection (Golub–Pereyra) for a batch: for each
 problem's nonlinear parameters it solves the linear ones (coefficients,
-offsets) exactly by least squares, with one batched SVD.
+offsets) exactly by least squares, with one batched linear solve.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import numpy as np
 
 from sld.evaluators.compiled import CompiledExpressions
 from sld.tasks import Rows
+
+_RIDGE = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,14 +100,30 @@ def project(
 
 
 def _least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Minimum-norm least-squares coefficients per problem, via a batched SVD of the scaled design."""
+    """Least-squares coefficients per problem, from the column-scaled normal equations.
+
+    A ridge of 1e-12 (on unit-norm columns) keeps a rank-deficient design (two
+    terms alike on these runs) solvable, at the least-norm-like solution.  The
+    normal equations square the design's conditioning, which costs precision
+    only along directions the residual barely depends on; the joint polish
+    refines every parameter afterwards.  For these small systems a batched LU
+    solve is several times cheaper than a batched SVD.
+    """
     with np.errstate(all="ignore"):
         norms = np.linalg.norm(design, axis=1)  # (B, L)
         norms = np.where((norms > 0) & np.isfinite(norms), norms, 1.0)
         scaled = design / norms[:, None, :]
-        u, s, vt = np.linalg.svd(scaled, full_matrices=False)
-        cutoff = s[:, :1] * max(design.shape[1:]) * np.finfo(float).eps
-        inverse = np.where(s > cutoff, 1.0 / np.where(s > 0, s, 1.0), 0.0)
-        coords = np.einsum("bml,bm->bl", u, target) * inverse
-        coef = np.einsum("blk,bl->bk", vt, coords)
+        normal = np.einsum("bml,bmk->blk", scaled, scaled) + _RIDGE * np.eye(design.shape[2])
+        rhs = np.einsum("bml,bm->bl", scaled, target)
+        coef = _solve(normal, rhs)
+        # one step of iterative refinement recovers the digits the normal equations lose
+        residual = target - np.einsum("bml,bl->bm", scaled, coef)
+        coef = coef + _solve(normal, np.einsum("bml,bm->bl", scaled, residual))
     return coef / norms
+
+
+def _solve(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.solve(matrices, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # exactly singular despite the ridge (zero columns)
+        return np.einsum("blk,bk->bl", np.linalg.pinv(matrices), rhs)
