@@ -198,6 +198,8 @@ class RuleScore:
     per_task: dict[str, float]  # task -> mean clipped pseudo-test R² over its pseudo-tasks and seeds
     chosen: dict[str, dict]  # task -> the grid value applied to it (leave-one-task-out), if any
     tuned: bool = False  # its constant was chosen leave-one-task-out
+    wins: int = 0  # records (task, pseudo-task, seed) where it beats the first rule by more than WITHIN
+    losses: int = 0  # ... and where it loses to it by more than WITHIN
 
     @property
     def overall(self) -> float:
@@ -222,17 +224,24 @@ def _task_means(records_by_task: dict[str, list[dict]], value: Callable[[dict], 
 
 def loto(records_by_task: dict[str, list[dict]], rule: Rule) -> tuple[dict[str, float], dict[str, dict]]:
     """Per-task score of ``rule`` with its constant chosen leave-one-task-out, and the choices."""
+    values, chosen = loto_values(records_by_task, rule)
+    return {t: statistics.fmean(v) for t, v in values.items()}, chosen
+
+
+def loto_values(records_by_task: dict[str, list[dict]], rule: Rule) -> tuple[dict[str, list[float]], dict[str, dict]]:
+    """Per-record scores of ``rule`` (per task, in record order), its constant chosen leave-one-task-out."""
     if len(rule.grid) == 1:
         params = rule.grid[0]
-        return _task_means(records_by_task, lambda r: rule.value(r, **params)), \
-            {t: params for t in records_by_task} if params else {}
-    table = [_task_means(records_by_task, lambda r, p=p: rule.value(r, **p)) for p in rule.grid]
-    scores, chosen = {}, {}
+        return {t: [rule.value(r, **params) for r in rs] for t, rs in records_by_task.items()}, \
+            ({t: params for t in records_by_task} if params else {})
+    table = [{t: [rule.value(r, **p) for r in rs] for t, rs in records_by_task.items()} for p in rule.grid]
+    values, chosen = {}, {}
     for task in records_by_task:
         others = [t for t in records_by_task if t != task] or [task]
-        best = max(range(len(rule.grid)), key=lambda i: (statistics.fmean(table[i][t] for t in others), -i))
-        scores[task], chosen[task] = table[best][task], rule.grid[best]
-    return scores, chosen
+        best = max(range(len(rule.grid)),
+                   key=lambda i: (statistics.fmean(statistics.fmean(table[i][t]) for t in others), -i))
+        values[task], chosen[task] = table[best][task], rule.grid[best]
+    return values, chosen
 
 
 def study(records: Sequence[dict], rules: Sequence[Rule] = RULES) -> Study:
@@ -240,10 +249,15 @@ def study(records: Sequence[dict], rules: Sequence[Rule] = RULES) -> Study:
     by_task: dict[str, list[dict]] = {}
     for record in records:
         by_task.setdefault(record["task"], []).append(record)
-    scored = []
+    scored, reference = [], None
     for rule in rules:
-        per_task, chosen = loto(by_task, rule)
-        scored.append(RuleScore(rule.name, per_task, chosen, tuned=len(rule.grid) > 1))
+        values, chosen = loto_values(by_task, rule)
+        flat = [v for t in by_task for v in values[t]]
+        reference = flat if reference is None else reference
+        wins = sum(1 for a, b in zip(flat, reference) if a > b + WITHIN)
+        losses = sum(1 for a, b in zip(flat, reference) if a < b - WITHIN)
+        scored.append(RuleScore(rule.name, {t: statistics.fmean(v) for t, v in values.items()}, chosen,
+                                tuned=len(rule.grid) > 1, wins=wins, losses=losses))
     return Study(tasks=tuple(by_task), rules=tuple(scored), best=_task_means(by_task, best_available),
                  median=_task_means(by_task, median_top), runs={t: len(rs) for t, rs in by_task.items()})
 
@@ -254,12 +268,13 @@ def _short(task: str) -> str:
 
 def format_study(result: Study) -> str:
     """Rules × tasks: mean clipped pseudo-test R², the mean over tasks, and tasks within 0.01 of the best."""
-    head = f"{'rule':26s} " + " ".join(f"{_short(t):>11s}" for t in result.tasks) + f" {'mean':>7s} {'≈best':>5s}"
+    head = f"{'rule':26s} " + " ".join(f"{_short(t):>11s}" for t in result.tasks) + f" {'mean':>7s} {'≈best':>5s} {'vs a':>7s}"
     lines = ["selection rules on pseudo-tasks (mean clipped pseudo-test R² per task over its pseudo-tasks "
-             "and seeds; ≈best: tasks within 0.01 of the best available)", head]
+             "and seeds; ≈best: tasks within 0.01 of the best available; vs a: campaigns where the rule beats / "
+             "loses to the current rule by more than 0.01)", head]
     for rule in result.rules:
         lines.append(f"{rule.name:26s} " + " ".join(f"{rule.per_task[t]:11.3f}" for t in result.tasks)
-                     + f" {rule.overall:7.3f} {result.within(rule):5d}")
+                     + f" {rule.overall:7.3f} {result.within(rule):5d} {f'+{rule.wins}/-{rule.losses}':>7s}")
     for label, values in (("best available (top-K)", result.best), ("median of top-K", result.median)):
         lines.append(f"{label:26s} " + " ".join(f"{values[t]:11.3f}" for t in result.tasks)
                      + f" {statistics.fmean(values.values()):7.3f}")

@@ -135,6 +135,8 @@ def test_each_rule_picks_the_expected_law_of_a_hand_made_record():
     assert figures["b top search"] == 0.1 and figures["c full worst fold"] == 0.3
     assert figures["d full mean fold"] == 0.2 and figures["f pysr best (1.5×)"] == 0.5
     assert result.best["t"] == 0.5 and result.median["t"] == 0.3
+    assert (result.rules[1].wins, result.rules[1].losses) == (0, 0)  # a and a' agree
+    assert (result.rules[2].wins, result.rules[2].losses) == (0, 1)  # top search: 0.1 against 0.3
 
 
 def test_a_failed_law_counts_as_minus_one_and_is_not_rescored_into_a_pick():
