@@ -30,9 +30,14 @@ _EXPORTS = {
     "FitOptions": "sld.evaluators.fitting",
     "LawFitter": "sld.evaluators.fitting",
     "evaluate_on_test": "sld.evaluators.evaluate",
+    "fit": "sld.evaluators.evaluate",
+    "Evaluation": "sld.evaluators.evaluate",
     "Archive": "sld.archive.store",
     "CampaignSettings": "sld.discovery.settings",
     "Campaign": "sld.discovery.campaign",
+    "discover": "sld.discovery.discover",
+    "DiscoveryResult": "sld.discovery.discover",
+    "OfflineProposer": "sld.discovery.offline.proposer",
 }
 
 __all__ = sorted(_EXPORTS)

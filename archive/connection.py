@@ -26,8 +26,16 @@ from sld.archive.errors import ArchiveError
 _WAL_SUFFIX = "-wal"
 
 
+MEMORY = ":memory:"
+
+
 def open_connection(path: Path, *, read_only: bool, timeout_s: float) -> sqlite3.Connection:
-    """A connection to ``path`` (read-only mode for readers); SQLite's errors propagate."""
+    """A connection to ``path`` (read-only mode for readers); SQLite's errors propagate.
+
+    ``:memory:`` is an archive that lives in this connection only (``sld.discover`` without a path).
+    """
+    if str(path) == MEMORY:
+        return _connect("file::memory:", timeout_s)
     if not read_only:
         return _connect(_uri(path, "mode=rwc"), timeout_s)
     connection = _connect(_uri(path, "mode=ro"), timeout_s)

@@ -21,12 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sld.archive import Archive
-from sld.discovery.campaign import Campaign
-from sld.discovery.offline import OfflineProposer
-from sld.discovery.report import best_result, human_law_fits, score_on_test
+from sld.discovery.discover import discover
+from sld.discovery.report import best_result, human_law_fits
 from sld.discovery.settings import CampaignSettings
-from sld.tasks import curated_names, load_task
+from sld.tasks import SLDError, curated_names, load_task
 
 # SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
 SLDAGENT_GPT5 = {
@@ -62,15 +60,12 @@ class TaskOutcome:
 def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
     """One offline campaign; returns (clipped test R², formula, seconds, evaluated)."""
     task = load_task(task_name)
-    starting = list(task.spec.starting_formulas) if with_human else []
-    with Archive(archive_path) as archive:
-        proposer = OfflineProposer(task.spec, seed=settings.seed)
-        campaign = Campaign(task.training_view(), settings, archive, [(proposer, 1.0)], starting_laws=starting)
-        result = campaign.run()
-    if result.best is None:
-        return -1.0, "", result.seconds, result.evaluated
-    final = score_on_test(result.best.formula, task, settings.full_fit())
-    return final.evaluation.held_out.clipped_r2, result.best.formula, result.seconds, result.evaluated
+    settings = settings.model_copy(update={"seed_human_laws": with_human, "proposer": "offline"})
+    try:
+        result = discover(task, settings, archive=archive_path, compare_with_human=False)
+    except SLDError:  # nothing could be fitted
+        return -1.0, "", 0.0, 0
+    return result.test["r2_clipped"], result.formula, result.seconds, result.evaluated
 
 
 def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,

@@ -11,12 +11,14 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sld.tasks import SLDError
+
 if TYPE_CHECKING:  # annotations only: `sld discover` registers its flags from here at start-up
     from sld.archive import Archive
     from sld.discovery.llm import LLMConfig  # the LLM package is imported only when a campaign uses it
     from sld.discovery.proposal import Proposer
     from sld.discovery.settings import CampaignSettings
-    from sld.tasks import Task
+    from sld.tasks import Task, TrainingTask
 
 
 @dataclass
@@ -60,14 +62,17 @@ def llm_config(settings: CampaignSettings, args: argparse.Namespace) -> "LLMConf
     return config_from_args(args)
 
 
-def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Namespace,
-                    archive: Archive, campaign_id: int) -> ProposerSet:
+def build_proposers(task: Task | TrainingTask, settings: CampaignSettings, llm: LLMConfig | None,
+                    archive: Archive, campaign_id: int, *, save_prompts_dir: str | None = None) -> ProposerSet:
     """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``."""
     from sld.discovery.offline import OfflineProposer
 
     offline = OfflineProposer(task.spec, seed=settings.seed)
-    config = llm_config(settings, args)
+    config = llm if settings.proposer != "offline" else None
     if config is None:
+        if settings.proposer != "offline":
+            raise SLDError(f"proposer {settings.proposer!r} needs a language model: pass llm=LLMConfig(...) "
+                           "(on the command line, --llm MODEL)")
         return ProposerSet(weighted=[(offline, 1.0)])
     from sld.discovery.llm import LLMProposer, Spent
 
@@ -77,7 +82,7 @@ def build_proposers(task: Task, settings: CampaignSettings, args: argparse.Names
                   cost_usd=usage.cost_usd)
     llm = LLMProposer(config, task.spec,
                       on_call=lambda call: archive.record_llm_call(campaign_id, call),
-                      save_prompts_dir=getattr(args, "save_prompts", None), spent=spent)
+                      save_prompts_dir=save_prompts_dir, spent=spent)
     if settings.proposer == "llm":
         weighted = [(llm, 1.0)]
     else:

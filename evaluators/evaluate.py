@@ -97,3 +97,11 @@ def evaluate_on_validation(
     condition = max(fold["condition"] for fold in folds)
     return replace(first, held_out=held_out, seconds=sum(e.seconds for e in evaluations),
                    diagnostics={**first.diagnostics, "condition": condition, "folds": folds})
+
+
+def fit(task: Task, formula: str | Law, options: FitOptions | None = None) -> Evaluation:
+    """``sld.fit``: parse ``formula`` on the task, fit it per group on the training rows, score it on the test rows."""
+    from sld.evaluators.formula import parse_law
+
+    law = formula if isinstance(formula, Law) else parse_law(formula, task.spec)
+    return evaluate_on_test(law, task, options)

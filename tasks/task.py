@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydantic
@@ -53,6 +55,18 @@ class Task:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @classmethod
+    def from_frame(cls, frame: Any, **columns: Any) -> "Task":
+        """A task from a DataFrame (or a dict of columns); see ``task_from_frame`` for the keywords."""
+        return task_from_frame(frame, **columns)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, **columns: Any) -> "Task":
+        """A task from a CSV file of runs (a header row, UTF-8); keywords as ``from_frame``."""
+        header, records = _read_csv(Path(path))
+        table = {name: [record[i] for record in records] for i, name in enumerate(header)}
+        return task_from_frame(table, **{"name": Path(path).stem, **columns})
 
     def training_view(self) -> TrainingTask:
         """The task without its test rows, for discovery."""
@@ -98,40 +112,91 @@ def load_task_file(path: str | Path) -> Task:
 
 def _build_task(spec: TaskSpec, csv_path: Path) -> Task:
     header, records = _read_csv(csv_path)
+    columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
+    return _task_from_columns(spec, columns, csv_path)
+
+
+def task_from_frame(
+    frame: Any,
+    *,
+    features: Mapping[str, str] | Sequence[str],
+    target: str | Sequence[str],
+    group: str | None = None,
+    scale: str | Sequence[str] | None = None,
+    split: str | None = None,
+    test_fraction: float = 0.2,
+    name: str = "my_runs",
+    description: str = "runs given from Python",
+    param_budget: int | None = None,
+) -> Task:
+    """A task from a table of runs: a pandas DataFrame, a dict of columns, or anything with ``frame[column]``.
+
+    ``features`` maps formula symbols to columns (``{"N": "params", "D": "tokens"}``), or lists
+    columns whose names are the symbols.  ``target`` names the column(s) to predict, ``group`` the
+    column whose values are fitted separately, ``scale`` the feature column(s) that measure scale:
+    without ``split`` (a column of ``train``/``test``), each group's largest-scale
+    ``test_fraction`` of runs is the test split, as for a task file.
+    """
+    if isinstance(features, Mapping):
+        feature_list = [{"column": column, "symbol": symbol} for symbol, column in features.items()]
+    else:
+        feature_list = [{"column": column, "symbol": column} for column in features]
+    targets = [target] if isinstance(target, str) else list(target)
+    scale = (scale,) if isinstance(scale, str) else tuple(scale or ())
+    try:
+        spec = TaskSpec(name=name, description=description, features=feature_list,
+                        targets=[{"column": t} for t in targets], group_column=group, split_column=split,
+                        scale=scale, test_fraction=test_fraction, param_budget=param_budget)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise TaskError(f"task {name!r}: {where}: {first['msg']}") from None
+    needed = [*spec.feature_columns, *spec.target_columns, *(c for c in (group, split) if c)]
+    columns = {}
+    for column in needed:
+        try:
+            values = frame[column]
+        except (KeyError, IndexError, TypeError):
+            raise TaskError(f"the table has no column {column!r}; name one of its columns") from None
+        columns[column] = [str(v) if isinstance(v, str) else v for v in list(values)]
+    return _task_from_columns(spec, columns, Path(f"<{name}>"))
+
+
+def _task_from_columns(spec: TaskSpec, columns: dict[str, list], source: Path) -> Task:
+    """Split and check a task's columns (strings from a CSV, or values from a table)."""
     needed = [*spec.feature_columns, *spec.target_columns]
     needed += [c for c in (spec.group_column, spec.split_column) if c]
-    missing = [c for c in needed if c not in header]
+    missing = [c for c in needed if c not in columns]
     if missing:
         raise TaskError(
-            f"{csv_path.name}: missing column(s) {', '.join(missing)}; "
-            f"the file has {', '.join(header)}"
+            f"{source.name}: missing column(s) {', '.join(missing)}; "
+            f"the file has {', '.join(columns)}"
         )
-    column = {name: i for i, name in enumerate(header)}
+    n = len(columns[needed[0]])
+    keep = list(range(n))
     if spec.split_column:
-        split = [r[column[spec.split_column]].strip() for r in records]
+        split = [str(v).strip() for v in columns[spec.split_column]]
         # Rows outside train/test (e.g. sft's 'not_in_sldbench') are left out.
-        keep = [i for i, s in enumerate(split) if s in ("train", "test")]
-        records = [records[i] for i in keep]
-        split = [split[i] for i in keep]
-    X = _numeric(csv_path, records, [column[c] for c in spec.feature_columns], spec.feature_columns)
-    y = _numeric(csv_path, records, [column[c] for c in spec.target_columns], spec.target_columns)
+        keep = [i for i, label in enumerate(split) if label in ("train", "test")]
+    X = _numeric(source, columns, spec.feature_columns, keep)
+    y = _numeric(source, columns, spec.target_columns, keep)
     if spec.group_column:
-        groups = np.array([r[column[spec.group_column]] for r in records], dtype=object)
+        groups = np.array([str(columns[spec.group_column][i]) for i in keep], dtype=object)
     else:
-        groups = np.array([_SINGLE_GROUP] * len(records), dtype=object)
+        groups = np.array([_SINGLE_GROUP] * len(keep), dtype=object)
     rows = Rows(X, y, groups)
     if spec.split_column:
-        is_test = np.array([s == "test" for s in split], dtype=bool)
+        is_test = np.array([split[i] == "test" for i in keep], dtype=bool)
     else:
         scale = [spec.feature_columns.index(c) for c in spec.scale]
         is_test = largest_scale_mask(rows, scale, spec.test_fraction, min_keep=2)
     train, test = rows.select(~is_test), rows.select(is_test)
     if len(train) == 0 or len(test) == 0:
         raise TaskError(
-            f"{csv_path.name}: the split leaves {len(train)} training and {len(test)} test rows; "
+            f"{source.name}: the split leaves {len(train)} training and {len(test)} test rows; "
             "both must be non-empty"
         )
-    return Task(spec=spec, train=train, test=test, data_path=csv_path, warnings=data_warnings(spec, train))
+    return Task(spec=spec, train=train, test=test, data_path=source, warnings=data_warnings(spec, train))
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -159,26 +224,28 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, records
 
 
-def _numeric(path: Path, records: list[list[str]], indices: list[int], names: tuple[str, ...]) -> np.ndarray:
-    out = np.empty((len(records), len(indices)))
-    for j, (index, name) in enumerate(zip(indices, names)):
-        for i, record in enumerate(records):
-            text = record[index].strip()
-            if not text:
+def _numeric(path: Path, columns: dict[str, list], names: tuple[str, ...], keep: list[int]) -> np.ndarray:
+    out = np.empty((len(keep), len(names)))
+    for j, name in enumerate(names):
+        values = columns[name]
+        for i, index in enumerate(keep):
+            raw = values[index]
+            text = raw.strip() if isinstance(raw, str) else raw
+            if isinstance(text, str) and not text:
                 raise TaskError(
-                    f"{path.name}: column {name!r} is empty in data row {i + 1}; "
+                    f"{path.name}: column {name!r} is empty in data row {index + 1}; "
                     "remove or fill rows with missing values before fitting"
                 )
             try:
                 value = float(text)
-            except ValueError:
+            except (TypeError, ValueError):
                 raise TaskError(
                     f"{path.name}: column {name!r} has non-numeric value {text!r} "
-                    f"(data row {i + 1}); clean or drop that row"
+                    f"(data row {index + 1}); clean or drop that row"
                 ) from None
             if not math.isfinite(value):
                 raise TaskError(
-                    f"{path.name}: column {name!r} has {text or 'an empty value'} in data row {i + 1}; "
+                    f"{path.name}: column {name!r} has {text or 'an empty value'} in data row {index + 1}; "
                     "remove or fill rows with NaN/inf before fitting"
                 )
             out[i, j] = value

@@ -17,7 +17,7 @@ from sld.discovery.proposers import add_llm_arguments, proposer_mode
 from sld.tasks import SLDError, Task, resolve_task
 
 if TYPE_CHECKING:
-    from sld.discovery.campaign import CampaignResult, Progress
+    from sld.discovery.campaign import Progress
     from sld.discovery.settings import CampaignSettings
 
 
@@ -46,31 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sld.discovery.campaign import Campaign
-    from sld.discovery.proposers import build_proposers, llm_config
+    from sld.discovery.discover import discover
+    from sld.discovery.proposers import llm_config
 
     task = resolve_task(args.task, args.task_file)
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
     with Archive(args.archive, create=not args.resume) as archive:
-        campaign_id = None
+        resume = None
         if settings is None:
-            campaign_id, settings = _resumed_settings(args, task, archive)
-        llm_config(settings, args)  # refuse unusable LLM settings before creating the campaign
-        if campaign_id is None:  # create it now, so LLM calls can be archived under it
-            campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"),
-                                                  settings.seed, spec=task.spec)
-        proposers = build_proposers(task, settings, args, archive, campaign_id)
-        reporting.warn_about(task)  # once the input is known to be good, so an error stays one line
-        try:
-            with _ProgressBar(settings, quiet=args.quiet) as on_progress:
-                starting = list(task.spec.starting_formulas) if settings.seed_human_laws else []
-                campaign = Campaign(task.training_view(), settings, archive, proposers.weighted,
-                                    campaign_id=campaign_id, starting_laws=starting, on_progress=on_progress)
-                result = campaign.run()
-        finally:
-            proposers.close()
-        usage = archive.llm_usage(result.campaign_id)
-    document = _report(task, settings, result, usage)
+            resume, settings = _resumed_settings(args, task, archive)
+        llm = llm_config(settings, args)  # refuse unusable LLM settings before creating the campaign
+        reporting.warn_about(task)
+        with _ProgressBar(settings, quiet=args.quiet) as on_progress:
+            result = discover(task, settings, archive=archive, llm=llm, resume=resume, on_progress=on_progress,
+                              save_prompts_dir=getattr(args, "save_prompts", None))
+    document = {**result.to_dict(), "candidate_timeout_s": settings.candidate_timeout_s}
     if args.json:
         print(json.dumps(document, indent=2, allow_nan=False, default=str))
     else:
@@ -131,43 +121,6 @@ class _ProgressBar:
     def __exit__(self, *exc_info) -> None:
         if not self.quiet:
             self.bar.stop()
-
-
-def _report(task: Task, settings: CampaignSettings, result: CampaignResult, usage) -> dict:
-    from sld.discovery.report import best_human_law, score_on_test
-
-    document = {
-        "task": task.name, "campaign": result.campaign_id, "evaluated": result.evaluated,
-        "rejected": result.rejected, "timed_out": result.timed_out,
-        "candidate_timeout_s": settings.candidate_timeout_s, "warnings": list(task.warnings),
-        "seconds": round(result.seconds, 2), "stop": result.stop_reason,
-        "proposer": settings.proposer,
-        "llm": {"calls": usage.calls, "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens, "cost_usd": usage.cost_usd},
-    }
-    if result.best is None:
-        raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
-                       "check the data, or raise --budget")
-    final = score_on_test(result.best.formula, task, settings.full_fit())
-    human = best_human_law(task, settings.seed, settings.fit.outlier_fence)
-    document.update({
-        "formula": result.best.formula,
-        "law_id": result.best.law_id,
-        "params": final.evaluation.params,
-        "validation": {"nmse": result.best.validation_nmse, "r2": 1 - result.best.validation_nmse,
-                       "score": result.best.score},
-        "test": _metrics(final.evaluation.held_out),
-        "human": ({"name": human.human.name, "formula": human.formula, **_metrics(human.evaluation.held_out)}
-                  if human else None),
-    })
-    return document
-
-
-def _metrics(metrics) -> dict:
-    def clean(value):
-        return value if value == value and abs(value) != float("inf") else None
-    return {"r2": clean(metrics.r2), "r2_clipped": metrics.clipped_r2, "nmse": clean(metrics.nmse),
-            "nmae": clean(metrics.nmae), "failed": metrics.failed}
 
 
 def _print_report(document: dict) -> None:

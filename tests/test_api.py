@@ -1,0 +1,81 @@
+"""The Python API a notebook uses: ``import sld``, a task from a table, ``sld.fit``, ``sld.discover``.
+
+All tables here are SYNTHETIC (a planted Chinchilla-form law)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import sld
+
+PLANTED = {"E": 1.7, "A": 400.0, "a": 0.34, "B": 410.0, "b": 0.28}
+
+
+def synthetic_table(groups=("a", "b")) -> dict[str, list]:
+    N, D = np.meshgrid(np.logspace(7, 9, 6), np.logspace(9, 11, 5))
+    table = {"params": [], "tokens": [], "loss": [], "family": []}
+    for k, group in enumerate(groups):
+        loss = PLANTED["E"] + k * 0.1 + PLANTED["A"] * N**-PLANTED["a"] + PLANTED["B"] * D**-PLANTED["b"]
+        table["params"] += N.ravel().tolist()
+        table["tokens"] += D.ravel().tolist()
+        table["loss"] += loss.ravel().tolist()
+        table["family"] += [group] * N.size
+    return table
+
+
+@pytest.fixture(scope="module")
+def task():
+    return sld.Task.from_frame(synthetic_table(), features={"N": "params", "D": "tokens"}, target="loss",
+                               group="family", scale=["params", "tokens"], name="synthetic_chinchilla")
+
+
+def test_a_task_from_a_table_splits_off_each_groups_largest_runs(task):
+    assert task.spec.symbols == ("N", "D")
+    assert set(task.train.group_names) == set(task.test.group_names) == {"a", "b"}
+    for group in ("a", "b"):  # the test runs are the largest in joint scale (N and D together)
+        train_scale = np.log(task.train.X[task.train.groups == group]).sum(axis=1)
+        test_scale = np.log(task.test.X[task.test.groups == group]).sum(axis=1)
+        assert test_scale.min() > np.median(train_scale)
+
+
+def test_fit_recovers_the_planted_law_and_predicts_the_test_runs(task):
+    evaluation = sld.fit(task, "E + A/N**a + B/D**b")
+    assert not evaluation.failed
+    assert evaluation.params["a"]["a"] == pytest.approx(PLANTED["a"], rel=1e-6)
+    assert evaluation.held_out.r2 == pytest.approx(1.0, abs=1e-9)
+
+
+def test_discover_runs_in_memory_and_returns_one_result(task):
+    result = sld.discover(task, sld.CampaignSettings(budget=45, workers=0))
+    assert isinstance(result, sld.DiscoveryResult)
+    assert result.evaluated == 45 and result.test["r2"] > 0.99
+    assert set(result.params) == {"a", "b"}
+    document = result.to_dict()
+    assert document["formula"] == result.formula and document["stop"] == "budget"
+
+
+def test_discover_keeps_its_campaign_in_an_archive_file_when_given_one(task, tmp_path):
+    path = tmp_path / "runs.sqlite"
+    result = sld.discover(task, sld.CampaignSettings(budget=42, workers=0), archive=path)
+    with sld.Archive(path) as archive:
+        assert archive.entry(result.law_id).formula == result.formula
+
+
+def test_a_task_from_a_csv_file(tmp_path):
+    table = synthetic_table(groups=("only",))
+    lines = ["params,tokens,loss"] + [f"{n!r},{d!r},{y!r}" for n, d, y in
+                                      zip(table["params"], table["tokens"], table["loss"])]
+    (tmp_path / "runs.csv").write_text("\n".join(lines) + "\n")
+    task = sld.Task.from_csv(tmp_path / "runs.csv", features={"N": "params", "D": "tokens"}, target="loss",
+                             scale="params")
+    assert task.name == "runs" and len(task.train) + len(task.test) == 30
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"features": {"N": "nope"}, "target": "loss", "scale": "nope"}, "no column 'nope'"),
+    ({"features": {"N": "params"}, "target": "loss"}, "needs 'scale'"),
+])
+def test_a_bad_table_description_is_a_one_line_error(kwargs, message):
+    with pytest.raises(sld.SLDError, match=message):
+        sld.Task.from_frame(synthetic_table(), **kwargs)
