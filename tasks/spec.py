@@ -95,6 +95,9 @@ class TaskSpec(_Frozen):
     source: str = ""
     higher_is_better: bool = False
     kind: Literal["curated", "user"] = "user"
+    # Training compute as a formula over feature symbols (e.g. "6*N*D"), for `sld optimal`;
+    # parsed by the evaluators' whitelisted formula parser when it is used, never eval'd.
+    compute: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _names_are_consistent(self) -> "TaskSpec":
