@@ -19,6 +19,9 @@ from sld.tasks import SLDError
 COMMAND_MODULES = (
     "sld.discovery.commands.tasks_cmd",
     "sld.discovery.commands.eval_cmd",
+    "sld.discovery.commands.predict_cmd",
+    "sld.discovery.commands.optimal_cmd",
+    "sld.discovery.commands.report_cmd",
     "sld.discovery.commands.baselines_cmd",
     "sld.discovery.commands.discover_cmd",
     "sld.discovery.commands.archive_cmd",

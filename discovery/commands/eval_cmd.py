@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("formula", metavar="FORMULA", help='law text, e.g. "E + A/N**alpha + B/D**beta"')
     add_task_file_argument(parser)
     add_fit_arguments(parser)
+    from sld.discovery.commands import eval_ci  # --ci, --resamples, --level (bootstrap intervals)
+
+    eval_ci.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     parser.set_defaults(handler=run)
 
@@ -112,11 +115,22 @@ def run(args: argparse.Namespace) -> int:
     options = fit_options(args)
     reporting.warn_about(task)
     evaluation = evaluate_on_test(law, task, options)
+    # --ci: bootstrap intervals for the parameters (discovery/commands/eval_ci.py)
+    intervals = None
+    if getattr(args, "ci", False) and evaluation.params and law.n_params:
+        from sld.discovery.commands import eval_ci
+
+        intervals = eval_ci.intervals_document(task, law, options, args)
     if args.json:
+        extra = {"bootstrap": intervals} if getattr(args, "ci", False) else {}
         reporting.print_json({"task": task.name, **reporting.evaluation_document(evaluation, options),
-                              "reductions": list(law.reductions), "warnings": list(task.warnings)})
+                              "reductions": list(law.reductions), "warnings": list(task.warnings), **extra})
     else:
         print_evaluation(task, evaluation, options, reporting.stdout_console())
+        if intervals is not None:
+            from sld.discovery.commands import eval_ci
+
+            eval_ci.print_intervals(intervals, evaluation.params, law.param_names, reporting.stdout_console())
     return 1 if evaluation.failed else 0
 
 
