@@ -164,7 +164,7 @@ class Campaign:
         (``final_folds``), and ``choose_finalist`` says when simpler wins.
         """
         finalists = self.population.best(self.settings.finalists)
-        if len(finalists) <= 1:
+        if self.settings.final_choice == "search" or len(finalists) <= 1:
             return finalists[0] if finalists else None
         full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.

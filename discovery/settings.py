@@ -44,6 +44,10 @@ class CampaignSettings(BaseModel):
     # The search polishes for 100 iterations (a batch runs as long as its slowest start);
     # the finalists are re-scored with a one-off fit's full effort.
     fit: FitOptions = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, outlier_fence=8.0)
+    final_choice: Literal["search", "rescored"] = Field(
+        default="rescored", description="'search': keep the best law by the search's own validation score; "
+        "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
+        "final_folds and the simpler-law rule")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
     final_folds: Literal["worst", "mean"] = Field(default="worst", description="how the final choice "
                                                   "combines a finalist's validation folds: its worst fold, or "

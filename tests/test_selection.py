@@ -65,3 +65,20 @@ def test_failed_refits_are_never_chosen_over_working_ones():
 def test_no_finalists_is_an_error():
     with pytest.raises(ValueError):
         choose_finalist([], 0.1, 0.7)
+
+
+def test_final_choice_search_keeps_the_best_law_by_search_score(tmp_path):
+    """With ``final_choice='search'`` the campaign keeps its population's best law, unrescored (SYNTHETIC task)."""
+    from sld.archive import Archive
+    from sld.discovery.campaign import Campaign
+    from sld.discovery.offline import OfflineProposer
+    from sld.discovery.settings import CampaignSettings
+    from test_planted_law import _synthetic_task as synthetic_planted_task
+
+    task = synthetic_planted_task(tmp_path).training_view()
+    settings = CampaignSettings(budget=50, workers=0, final_choice="search")
+    with Archive(tmp_path / "a.sqlite") as archive:
+        campaign = Campaign(task, settings, archive, [(OfflineProposer(task.spec, seed=0), 1.0)])
+        result = campaign.run()
+        best = campaign.population.best(1)[0]
+    assert result.best.law_id == best.law_id
