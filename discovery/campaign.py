@@ -275,8 +275,16 @@ class Campaign:
                        generation: int, slot: int) -> Member | None:
         score = selection_score(result.validation, law.complexity, self.settings.complexity_penalty) \
             if result.status == "ok" else None
+        condition = result.diagnostics.get("condition", 1.0)
+        limit = self.settings.max_condition
+        refused = score is not None and limit is not None and not condition <= limit
+        if refused:
+            score = None
         status = "ok" if score is not None else "failed"
         reason = result.reason or ("" if score is not None else "validation score is not finite")
+        if refused:
+            reason = (f"ill-conditioned fit: the Jacobian's condition number {condition:.1e} exceeds "
+                      f"max_condition {limit:g} (parameters the runs do not pin down)")
         entry = NewEntry(
             formula=law.text, key=law.key, srepr=";".join(sympy.srepr(o) for o in law.outputs),
             complexity=law.complexity, n_params=law.n_params, proposer=proposal.proposer,

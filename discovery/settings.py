@@ -44,6 +44,10 @@ class CampaignSettings(BaseModel):
     # The search polishes for 100 iterations (a batch runs as long as its slowest start);
     # the finalists are re-scored with a one-off fit's full effort.
     fit: FitOptions = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, outlier_fence=8.0)
+    max_condition: float | None = Field(
+        default=None, gt=1, description="refuse a candidate whose fit's Jacobian condition number exceeds "
+        "this on some fold (parameters the runs do not pin down); None keeps them (measured: see "
+        "docs/fitting.md)")
     final_choice: Literal["search", "rescored"] = Field(
         default="rescored", description="'search': keep the best law by the search's own validation score; "
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "

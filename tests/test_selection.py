@@ -82,3 +82,25 @@ def test_final_choice_search_keeps_the_best_law_by_search_score(tmp_path):
         result = campaign.run()
         best = campaign.population.best(1)[0]
     assert result.best.law_id == best.law_id
+
+
+def test_max_condition_refuses_ill_conditioned_fits_with_a_reason(tmp_path):
+    """A law whose terms can only cancel (SYNTHETIC data) is refused when ``max_condition`` is set."""
+    from sld.archive import Archive
+    from sld.discovery.campaign import Campaign
+    from sld.discovery.offline import OfflineProposer
+    from sld.discovery.settings import CampaignSettings
+    from test_planted_law import _synthetic_task as synthetic_planted_task
+
+    task = synthetic_planted_task(tmp_path).training_view()
+    cancelling = "A/N**a + B/(N + 1e-9)**a + E"  # two terms alike on these runs: not identified
+    for limit, expected in ((None, "ok"), (1e8, "failed")):
+        settings = CampaignSettings(budget=1, workers=0, max_condition=limit)
+        with Archive(tmp_path / f"{limit}.sqlite") as archive:
+            campaign = Campaign(task, settings, archive, [(OfflineProposer(task.spec, seed=0), 1.0)],
+                                starting_laws=[cancelling])
+            campaign.run()
+            (entry,) = archive.entries(campaign.campaign_id)
+        assert entry.status == expected, entry.reason
+        if expected == "failed":
+            assert entry.reason.startswith("ill-conditioned fit") and entry.diagnostics["condition"] > 1e8
