@@ -142,7 +142,8 @@ def default_tasks() -> list[str]:
 
 def run_cli(args) -> int:
     """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
-    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
+                                **({"final_choice": args.final_choice} if args.final_choice else {}))
     for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
         CampaignSettings(seed=seed)
     names = args.tasks or default_tasks()
@@ -153,7 +154,7 @@ def run_cli(args) -> int:
     for with_human in modes:
         title = ("with the human law as a starting point" if with_human else "from the family library alone")
         print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
-              f"{args.workers} workers, seeds {args.seeds}", flush=True)
+              f"{args.workers} workers, seeds {args.seeds}, final choice {settings.final_choice!r}", flush=True)
         outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
         print(format_table(outcomes, f"test R² ({title})"), flush=True)
     if args.throughput_task:
