@@ -2,7 +2,8 @@
 
 Tables: ``campaigns`` (one discovery run), ``llm_calls``, ``laws`` (a
 candidate's text and structure), ``evaluations`` (its fit and scores, one row
-per law), ``lineage`` (ordered parent links).  Dict-valued columns hold JSON
+per law), ``lineage`` (ordered parent links), ``campaign_results`` (what a
+finished campaign chose and reported, one JSON document per campaign).  Dict-valued columns hold JSON
 text written by ``archive.jsoncodec``.  ``UNIQUE(campaign_id, key)`` is what
 makes resuming safe: a parsed law can never be stored twice in one campaign,
 while rejected proposals (key NULL) are all kept, since SQLite treats NULLs
@@ -82,6 +83,16 @@ CREATE TABLE IF NOT EXISTS lineage (
 CREATE INDEX IF NOT EXISTS lineage_parent ON lineage (parent_id);
 """
 
+# Added within schema version 1: older archives gain it when a writer opens them,
+# and readers of an archive without it see no results.
+RESULTS_TABLE = """
+CREATE TABLE IF NOT EXISTS campaign_results (
+    campaign_id INTEGER PRIMARY KEY REFERENCES campaigns (id),
+    document TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+)
+"""
+
 
 def stored_version(connection: sqlite3.Connection) -> int | None:
     """The schema version written in the file, or None for a file without the archive's tables."""
@@ -99,4 +110,5 @@ def create_schema(connection: sqlite3.Connection) -> None:
     for statement in _TABLES.split(";"):
         if statement.strip():
             connection.execute(statement)
+    connection.execute(RESULTS_TABLE)
     connection.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))

@@ -39,7 +39,7 @@ from sld.archive.errors import ArchiveError
 from sld.archive.front import pareto_front
 from sld.archive.jsoncodec import from_json, to_json
 from sld.archive.records import CAMPAIGN_STATUSES, CampaignRecord, Entry, LLMCall, LLMUsage, NewEntry
-from sld.archive.schema import SCHEMA_VERSION, create_schema, stored_version
+from sld.archive.schema import RESULTS_TABLE, SCHEMA_VERSION, create_schema, stored_version
 from sld.tasks import TaskSpec
 
 # Where `sld discover` writes and `sld archive` reads unless --archive says otherwise.
@@ -148,6 +148,12 @@ class Archive:
                     create_schema(connection)
         elif not self._read_only:
             self._check_intact()
+            with self._read() as db:
+                has_results = db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'campaign_results'").fetchone()
+            if not has_results:  # an archive written before results were stored
+                with self._write() as db:
+                    db.execute(RESULTS_TABLE)
 
     def _check_intact(self) -> None:
         """Refuse to write into a damaged file, which could lose more of what it holds.
@@ -275,6 +281,22 @@ class Archive:
             )
             if cursor.rowcount == 0:
                 raise ArchiveError(f"no campaign {campaign_id} in {self.path}")
+
+    # -- a campaign's result ----------------------------------------------------
+    def record_result(self, campaign_id: int, document: dict) -> None:
+        """Store what a finished campaign chose and reported (replacing an earlier result)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO campaign_results (campaign_id, document, recorded_at) "
+                       "VALUES (?, ?, ?)", (campaign_id, to_json(document), _now()))
+
+    def result(self, campaign_id: int) -> dict | None:
+        """The stored result of a campaign; None if it has not finished (or predates results)."""
+        self.campaign(campaign_id)  # a one-line error for an unknown id
+        with self._read() as db:
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'campaign_results'").fetchone()
+            row = exists and db.execute("SELECT document FROM campaign_results WHERE campaign_id = ?",
+                                        (campaign_id,)).fetchone()
+        return from_json(row["document"]) if row else None
 
     # -- laws ------------------------------------------------------------------
     def record(self, campaign_id: int, entry: NewEntry) -> int:

@@ -56,6 +56,19 @@ class CampaignResult:
     seconds: float
     stop_reason: str
     timed_out: int = 0  # candidates cut off by the per-candidate wall-clock safety net
+    finalists: tuple[dict, ...] = ()  # the final choice's candidates, scores, and why each was kept or not
+
+
+def _finalist_record(member: Member, rescore: float | None, result: CandidateResult | None) -> dict:
+    """A finalist as the archive keeps it: its search score and, if re-scored, its full-effort folds."""
+    record = {"law_id": member.law_id, "formula": member.law.text, "complexity": member.complexity,
+              "search_score": member.score, "search_nmse": member.validation_nmse,
+              "chosen": False, "why": "a finalist scored better"}
+    if result is not None:
+        record["rescored"] = {"status": result.status, "score": rescore, "reason": result.reason,
+                              "nmse": result.validation.get("nmse"),
+                              "folds": result.diagnostics.get("folds", [])}
+    return record
 
 
 class Campaign:
@@ -89,6 +102,7 @@ class Campaign:
         self.rejected = 0
         self.timed_out = 0
         self.reduced_duplicates = 0  # proposals that, once reduced, repeated an earlier law
+        self.finalists: list[dict] = []  # the final choice's candidates and why each was or was not kept
         self.generation = 0
         if campaign_id is None:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
@@ -155,16 +169,22 @@ class Campaign:
             raise
         self.archive.set_status(self.campaign_id, "finished")
         return CampaignResult(self.campaign_id, best, self.evaluated,
-                              self.rejected, time.monotonic() - start, stop_reason, self.timed_out)
+                              self.rejected, time.monotonic() - start, stop_reason, self.timed_out,
+                              tuple(self.finalists))
 
     def _final_choice(self, pool: EvaluationPool) -> Member | None:
-        """Re-score the best few laws with full-effort fits, then keep the best or a much simpler one.
+        """Keep the best law by search score, or re-score the finalists and choose among them.
 
-        The cheap search fits were for ranking; a finalist is scored by its worst fold
-        (``final_folds``), and ``choose_finalist`` says when simpler wins.
+        With ``final_choice='rescored'`` the best few laws are re-scored with full-effort fits;
+        a finalist is scored by its worst fold (``final_folds``), and ``choose_finalist`` says
+        when simpler wins.  Either way ``self.finalists`` records every finalist, its scores
+        and why it was or was not kept, for the archive.
         """
         finalists = self.population.best(self.settings.finalists)
+        self.finalists = [_finalist_record(m, None, None) for m in finalists]
         if self.settings.final_choice == "search" or len(finalists) <= 1:
+            if finalists:
+                self.finalists[0].update(chosen=True, why="best search score")
             return finalists[0] if finalists else None
         full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.
@@ -180,7 +200,16 @@ class Campaign:
             score = selection_score(validation, member.complexity, self.settings.complexity_penalty) \
                 if result.status == "ok" else None
             rescored.append(Finalist(score, member.complexity))
-        return finalists[choose_finalist(rescored, self.settings.simpler_tolerance, self.settings.simpler_ratio)]
+            self.finalists[index] = _finalist_record(member, score, result)
+        chosen = choose_finalist(rescored, self.settings.simpler_tolerance, self.settings.simpler_ratio)
+        best = min(range(len(rescored)), key=lambda i: (rescored[i].score is None, rescored[i].score or 0.0, i))
+        for index, record in enumerate(self.finalists):
+            record["chosen"] = index == chosen
+            record["why"] = ("best full-effort score" if index == chosen == best else
+                             "much simpler and within the tolerance of the best" if index == chosen else
+                             "its full-effort refit failed" if rescored[index].score is None else
+                             "a simpler law was nearly as good" if index == best else "a finalist scored better")
+        return finalists[chosen]
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sld.archive import Archive, LLMUsage
-from sld.discovery.campaign import Campaign, Progress
+from sld.discovery.campaign import Campaign, CampaignResult, Progress
 from sld.discovery.proposers import build_proposers
 from sld.discovery.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
@@ -61,6 +61,7 @@ class DiscoveryResult:
     llm: dict
     warnings: tuple[str, ...] = ()
     reductions: tuple[str, ...] = field(default=())
+    finalists: tuple[dict, ...] = field(default=())  # the final choice's candidates and why each was kept or not
 
     def to_dict(self) -> dict:
         """Strict-JSON-ready data (the document ``sld discover --json`` prints)."""
@@ -70,7 +71,7 @@ class DiscoveryResult:
             "human": self.human, "evaluated": self.evaluated, "rejected": self.rejected,
             "timed_out": self.timed_out, "seconds": round(self.seconds, 2), "stop": self.stop_reason,
             "proposer": self.proposer, "llm": self.llm, "warnings": list(self.warnings),
-            "reductions": list(self.reductions),
+            "reductions": list(self.reductions), "finalists": list(self.finalists),
         }
 
 
@@ -117,10 +118,17 @@ def discover(
         finally:
             if built is not None:
                 built.close()
-        usage = store.llm_usage(campaign_id)
-    if result.best is None:
-        raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
-                       "check the data, or raise --budget")
+        if result.best is None:
+            raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
+                           "check the data, or raise --budget")
+        found = _result(task, training, settings, result, store.llm_usage(campaign_id), compare_with_human)
+        store.record_result(campaign_id, found.to_dict())
+    return found
+
+
+def _result(task: Task | TrainingTask, training: TrainingTask, settings: CampaignSettings,
+            result: CampaignResult, usage: LLMUsage, compare_with_human: bool) -> DiscoveryResult:
+    """The campaign's law refitted on all training rows (and, for a ``Task``, scored on its test rows)."""
     law = parse_law(result.best.formula, task.spec)
     full = settings.full_fit()
     test, human, train = None, None, {}
@@ -140,7 +148,7 @@ def discover(
         test=test, human=human, evaluated=result.evaluated, rejected=result.rejected,
         timed_out=result.timed_out, seconds=result.seconds, stop_reason=result.stop_reason,
         proposer=settings.proposer, llm=_usage(usage), warnings=tuple(task.warnings),
-        reductions=law.reductions,
+        reductions=law.reductions, finalists=result.finalists,
     )
 
 

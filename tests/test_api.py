@@ -79,3 +79,35 @@ def test_a_task_from_a_csv_file(tmp_path):
 def test_a_bad_table_description_is_a_one_line_error(kwargs, message):
     with pytest.raises(sld.SLDError, match=message):
         sld.Task.from_frame(synthetic_table(), **kwargs)
+
+
+def test_a_campaigns_result_and_its_finalists_are_stored_and_shown(task, tmp_path, capsys):
+    from sld.discovery.cli import main
+
+    path = tmp_path / "runs.sqlite"
+    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path)
+    with sld.Archive(path) as archive:
+        stored = archive.result(result.campaign_id)
+    assert stored["formula"] == result.formula and stored["params"] == result.params
+    assert stored["test"]["r2"] == result.test["r2"]
+    finalists = stored["finalists"]
+    assert len(finalists) == 4 and sum(f["chosen"] for f in finalists) == 1
+    assert all(f["why"] and "rescored" in f for f in finalists)
+    assert next(f for f in finalists if f["chosen"])["law_id"] == result.law_id
+    assert main(["archive", "show", str(result.campaign_id), "--archive", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"chosen law (id {result.law_id})" in out and "finalists:" in out
+    # export of the chosen law gives the final refit's parameters, as sld discover reported
+    assert main(["archive", "export", str(result.law_id), "--json", "--archive", str(path)]) == 0
+    import json
+    assert json.loads(capsys.readouterr().out)["params"] == result.params
+
+
+def test_archive_show_of_an_unfinished_campaign_says_so(tmp_path, capsys):
+    from sld.discovery.cli import main
+
+    path = tmp_path / "runs.sqlite"
+    with sld.Archive(path) as archive:
+        campaign = archive.create_campaign("synthetic", {}, 0)
+    assert main(["archive", "show", str(campaign), "--archive", str(path)]) == 2
+    assert "has no stored result: it is running" in capsys.readouterr().err

@@ -9,6 +9,7 @@ campaign writes is safe (WAL).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -45,12 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="latex, sympy (srepr and a rebuilding snippet), python (NumPy function) or json",
     )
     export.add_argument("--group", metavar="G", help="substitute the values fitted for group G")
+    export.add_argument("--search-params", action="store_true",
+                        help="for a campaign's chosen law, the search fit's parameters instead of the final "
+                        "refit on all training rows (the default)")
     export.add_argument(
         "--task-file", metavar="FILE",
         help="the task's TOML, for a user task whose spec the archive does not hold",
     )
     _add_common(export, json_flag=True)
     export.set_defaults(handler=_export)
+
+    show = actions.add_parser("show", help="what a finished campaign chose: its law, final parameters, "
+                              "metrics, the human bar and its finalists")
+    show.add_argument("campaign_id", type=int, metavar="CAMPAIGN", help="campaign id (see `sld archive campaigns`)")
+    _add_common(show, json_flag=True)
+    show.set_defaults(handler=_show_campaign)
 
     campaigns = actions.add_parser("campaigns", help="the campaigns in the archive")
     campaigns.add_argument("--task", help="only campaigns of this task")
@@ -98,8 +108,48 @@ def _export(args: argparse.Namespace) -> int:
     with Archive(args.archive, read_only=True) as archive:
         entry = archive.entry(args.law_id)
         spec = spec_for_campaign(archive, entry.campaign_id, args.task_file)
+        result = archive.result(entry.campaign_id)
+    if result and result.get("law_id") == entry.id and not args.search_params:
+        entry = dataclasses.replace(entry, params=result["params"])  # what `sld discover` reported
     sys.stdout.write(export_entry(entry, spec, export_format, args.group))
     return 0
+
+
+def _show_campaign(args: argparse.Namespace) -> int:
+    with Archive(args.archive, read_only=True) as archive:
+        campaign = archive.campaign(args.campaign_id)
+        result = archive.result(args.campaign_id)
+    if result is None:
+        raise ArchiveError(f"campaign {args.campaign_id} ({campaign.task}) has no stored result: it is "
+                           f"{campaign.status}; `sld discover --resume` finishes it")
+    if args.json:
+        print(json.dumps(result, indent=2, allow_nan=False, default=str))
+        return 0
+    print(f"campaign {args.campaign_id}: {campaign.task}, {result['evaluated']} laws, stopped on {result['stop']}")
+    print(f"chosen law (id {result['law_id']}):\n  " + result["formula"].replace("\n", "\n  "))
+    for group, values in list(result["params"].items())[:6]:
+        print(f"  [{group}] " + ", ".join(f"{k}={v:.6g}" for k, v in values.items()))
+    if len(result["params"]) > 6:
+        print(f"  ... and {len(result['params']) - 6} more groups (see --json)")
+    print(f"validation R² {_number(result['validation'].get('r2'))}")
+    if result.get("test"):
+        print(f"test R² {_number(result['test'].get('r2'))} (reported, never used for selection)")
+    if result.get("human"):
+        print(f"human law R² {_number(result['human'].get('r2'))} ({result['human']['name']})")
+    finalists = result.get("finalists") or []
+    if finalists:
+        header = ("law id", "search score", "rescored", "chosen", "why", "formula")
+        rows = [(str(f["law_id"]), _number(f.get("search_score")),
+                 _number((f.get("rescored") or {}).get("score")), "yes" if f.get("chosen") else "",
+                 f.get("why", ""), "; ".join(f["formula"].splitlines()))
+                for f in finalists]
+        print("\nfinalists:")
+        _print_table(header, rows)
+    return 0
+
+
+def _number(value) -> str:
+    return "—" if value is None else f"{value:.4g}"
 
 
 def _export_format(args: argparse.Namespace, formats: Sequence[str]) -> str:
