@@ -194,15 +194,17 @@ class LawFitter:
         return self
 
     def predict(self, rows: Rows) -> np.ndarray:
-        """Predictions (n × outputs); NaN for rows of groups that were not fitted."""
-        out = np.full((len(rows), len(self.law.outputs)), np.nan)
-        for name in rows.group_names:
-            params = self.params_.get(name)
-            if params is None:
-                continue
-            mask = rows.groups == name
-            theta = np.array([params[p] for p in self.law.param_names], dtype=float)
-            out[mask] = self._predict_fn(rows.X[mask], theta).T
+        """Predictions (n × outputs); NaN for rows of groups that were not fitted.
+
+        One evaluation for all rows: each row carries its group's parameters.
+        """
+        names = self.law.param_names
+        table = {g: np.array([p[name] for name in names], dtype=float) for g, p in self.params_.items()}
+        unfitted = np.full(len(names), np.nan)
+        theta = np.array([table.get(g, unfitted) for g in rows.groups.tolist()]).reshape(len(rows), len(names))
+        out = self._predict_fn.batched(rows.X[:, None, :], theta)[:, :, 0].T  # rows as a batch of one run each
+        known = np.array([g in table for g in rows.groups.tolist()], dtype=bool)
+        out[~known] = np.nan
         return out
 
     # -- all groups ----------------------------------------------------------

@@ -29,6 +29,7 @@ fence depends on the targets only, never on a law.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,14 @@ class ValidationSplit:
     all_random_folds: bool = False  # tasks without a scale: score every fold, not just ``folds``
 
     def fold_pairs(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
-        """Every fold's (fit rows, validation rows), all from ``task.train`` only."""
+        """Every fold's (fit rows, validation rows), all from ``task.train`` only.
+
+        Cut once per (split, task) and process: a campaign scores every candidate on the
+        same folds, and cutting a many-group task costs more than fitting a small law.
+        """
+        return list(_cached_fold_pairs(self, task))
+
+    def _cut(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         rows = task.train
         columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
         typical = typical_mask(rows.y, self.outlier_fence)
@@ -83,6 +91,12 @@ class ValidationSplit:
             kept = held & typical
             pairs.append((rows.select(~held), rows.select(kept if kept.any() else held)))
         return pairs
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_fold_pairs(split: ValidationSplit, task: TrainingTask) -> tuple[tuple[Rows, Rows], ...]:
+    # TrainingTask hashes by identity (eq=False), so a task's folds are cut once per process
+    return tuple(split._cut(task))
 
 
 def _too_few_levels(X: np.ndarray, columns: list[int], minimum: int = 3) -> bool:
