@@ -43,6 +43,7 @@ class Progress:
     best_score: float
     best_validation_r2: float
     best_formula: str
+    stage: str = "search"  # "search", then "re-scoring finalists" (and, in sld.discover, "final refit")
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class Campaign:
             if finalists:
                 self.finalists[0].update(chosen=True, why="best search score")
             return finalists[0] if finalists else None
+        self._report(None, stage=f"re-scoring {len(finalists)} finalists")
         full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.
         thorough = replace(self.split, all_random_folds=True)
@@ -354,7 +356,7 @@ class Campaign:
                       params=params, proposer=proposer, rationale=rationale,
                       island=island % self.settings.islands, complexity=law.complexity)
 
-    def _report(self, latest: Member | None) -> None:
+    def _report(self, latest: Member | None, stage: str = "search") -> None:
         if self.on_progress is None:
             return
         best = self.population.best(1)
@@ -364,5 +366,5 @@ class Campaign:
             evaluated=self.evaluated, budget=self.settings.budget,
             best_score=top.score if top else math.inf,
             best_validation_r2=1 - top.validation_nmse if top else -math.inf,
-            best_formula=top.law.text if top else "",
+            best_formula=top.law.text if top else "", stage=stage,
         ))

@@ -121,6 +121,9 @@ def discover(
         if result.best is None:
             raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
                            "check the data, or raise --budget")
+        if on_progress is not None:
+            on_progress(Progress(result.evaluated, settings.budget, result.best.score,
+                                 1 - result.best.validation_nmse, result.best.formula, stage="final refit"))
         found = _result(task, training, settings, result, store.llm_usage(campaign_id), compare_with_human)
         store.record_result(campaign_id, found.to_dict())
     return found

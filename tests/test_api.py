@@ -111,3 +111,11 @@ def test_archive_show_of_an_unfinished_campaign_says_so(tmp_path, capsys):
         campaign = archive.create_campaign("synthetic", {}, 0)
     assert main(["archive", "show", str(campaign), "--archive", str(path)]) == 2
     assert "has no stored result: it is running" in capsys.readouterr().err
+
+
+def test_progress_says_what_stage_the_campaign_is_in(task):
+    stages = []
+    sld.discover(task, sld.CampaignSettings(budget=42, workers=0, finalists=3),
+                 on_progress=lambda p: stages.append(p.stage))
+    assert stages[0] == "search" and stages[-1] == "final refit"
+    assert "re-scoring 3 finalists" in stages

@@ -114,8 +114,9 @@ class _ProgressBar:
         self.handle = self.bar.add_task("", total=self.settings.budget)
 
         def update(progress: Progress) -> None:
+            stage = "" if progress.stage == "search" else f"  [{progress.stage}]"
             self.bar.update(self.handle, completed=progress.evaluated,
-                            description=f"best validation R² {progress.best_validation_r2:.4f}")
+                            description=f"best validation R² {progress.best_validation_r2:.4f}{stage}")
         return update
 
     def __exit__(self, *exc_info) -> None:
