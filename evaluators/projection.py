@@ -119,7 +119,7 @@ def _least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
         # one step of iterative refinement recovers the digits the normal equations lose
         residual = target - np.einsum("bml,bl->bm", scaled, coef)
         coef = coef + _solve(normal, np.einsum("bml,bm->bl", scaled, residual))
-    return coef / norms
+        return coef / norms  # an overflow is an infinite coefficient, refused as not finite
 
 
 def _solve(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
