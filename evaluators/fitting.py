@@ -179,6 +179,9 @@ class LawFitter:
         else:
             try:
                 fits = self._fit_groups(groups)
+            except np.linalg.LinAlgError as err:  # a safety net: the batched solver guards its solves
+                fits = {name: _failed(group, f"numerical failure in the fit ({err}); try --space log or "
+                                      "another form") for name, group in groups.items()}
             except _TimeLimit:
                 reason = (f"fit stopped at its wall-clock limit of {limit:g} s (max_seconds); "
                           "raise it or leave it unset")

@@ -160,4 +160,8 @@ def _solve_damped(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(matrices, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
+        pass
+    try:
         return np.einsum("bpq,bq->bp", np.linalg.pinv(matrices), rhs)
+    except np.linalg.LinAlgError:  # LAPACK gave up on some matrix: no step, so those problems stop
+        return np.zeros_like(rhs)

@@ -126,4 +126,8 @@ def _solve(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(matrices, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:  # exactly singular despite the ridge (zero columns)
+        pass
+    try:
         return np.einsum("blk,bk->bl", np.linalg.pinv(matrices), rhs)
+    except np.linalg.LinAlgError:  # LAPACK gave up: no linear solution, the problem's SSE is its target's
+        return np.zeros_like(rhs)
