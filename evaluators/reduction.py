@@ -52,10 +52,18 @@ class Reduction:
 
 
 def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) -> Reduction:
-    """``outputs`` with every redundant group of parameters merged into one parameter."""
-    outputs = tuple(outputs)
+    """``outputs`` with every redundant group of parameters merged into one parameter.
+
+    Powers of one base are first combined (``D**beta*D**gamma`` is ``D**(beta + gamma)``,
+    the principal branch makes that exact), so their exponents merge like any sum.
+    """
     features = frozenset(features)
+    combined = tuple(_combine_powers(o) for o in outputs)
+    outputs = tuple(outputs)
     notes: list[str] = []
+    if combined != outputs:
+        notes.append("powers of the same base combined into one power")
+        outputs = combined
     for _ in range(_MAX_PASSES):
         rewriter = _Pass(outputs, features)
         reduced = tuple(rewriter.rewrite(o) for o in outputs)
@@ -64,6 +72,11 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
         notes += rewriter.notes
         outputs = reduced
     return Reduction(outputs, tuple(notes))
+
+
+def _combine_powers(expr: sympy.Expr) -> sympy.Expr:
+    """``x**a*x**b`` as ``x**(a + b)`` wherever a product holds several powers of one base."""
+    return sympy.powsimp(expr, combine="exp", deep=True)
 
 
 def is_plain(group: sympy.Expr) -> bool:

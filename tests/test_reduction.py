@@ -213,3 +213,16 @@ def test_a_fitted_reduced_law_predicts_what_the_fitted_original_does(text, seed)
     reduced, original = fitted_predictions(law, rows), fitted_predictions(written, rows)
     scale = np.abs(rows.y).max()
     np.testing.assert_allclose(reduced, original, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("written, params", [
+    ("E*D**beta*D**gamma", 2),  # D**(beta + gamma): one exponent
+    ("B*D**gamma/D**beta", 2),
+    ("A + E*D**beta*D**gamma", 3),
+])
+def test_powers_of_one_base_combine_so_their_exponents_merge(written, params):
+    from sld.tasks import load_task
+
+    law = parse_law(written, load_task("sft_scaling_law").spec)
+    assert law.n_params == params
+    assert law.reductions[0] == "powers of the same base combined into one power"

@@ -196,8 +196,9 @@ class Mutator:
 
         None if they do not parse or break the budget (counted after the
         reduction merged any redundant parameters), if the child equals a
-        parent, or if it lost every free parameter of parents that had some
-        (a law with nothing to fit cannot adapt to a group).
+        parent, if it lost every free parameter of parents that had some
+        (a law with nothing to fit cannot adapt to a group), or if a growing
+        operator's child has no more parameters than its parent once reduced.
         """
         try:
             law = parse_law(law_to_text(outputs), self.profile.spec)
@@ -207,6 +208,8 @@ class Mutator:
             return None
         if law.n_params == 0 and any(p.n_params for p in parents):
             return None
+        if operator in GROWING and law.n_params <= max(p.n_params for p in parents):
+            return None  # what it added merged into what was there (e.g. N**gamma beside N**-alpha)
         return Child(law, operator, detail)
 
     # -- helpers --------------------------------------------------------------
