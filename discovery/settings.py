@@ -49,7 +49,7 @@ class CampaignSettings(BaseModel):
         "this on some fold (parameters the runs do not pin down); None keeps them (measured: see "
         "docs/fitting.md)")
     final_choice: Literal["search", "rescored"] = Field(
-        default="rescored", description="'search': keep the best law by the search's own validation score; "
+        default="search", description="'search': keep the best law by the search's own validation score; "
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
         "final_folds and the simpler-law rule")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")

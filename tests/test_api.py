@@ -85,7 +85,8 @@ def test_a_campaigns_result_and_its_finalists_are_stored_and_shown(task, tmp_pat
     from sld.discovery.cli import main
 
     path = tmp_path / "runs.sqlite"
-    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path)
+    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4, final_choice="rescored"),
+                          archive=path)
     with sld.Archive(path) as archive:
         stored = archive.result(result.campaign_id)
     assert stored["formula"] == result.formula and stored["params"] == result.params
@@ -115,7 +116,17 @@ def test_archive_show_of_an_unfinished_campaign_says_so(tmp_path, capsys):
 
 def test_progress_says_what_stage_the_campaign_is_in(task):
     stages = []
-    sld.discover(task, sld.CampaignSettings(budget=42, workers=0, finalists=3),
+    sld.discover(task, sld.CampaignSettings(budget=42, workers=0, finalists=3, final_choice="rescored"),
                  on_progress=lambda p: stages.append(p.stage))
     assert stages[0] == "search" and stages[-1] == "final refit"
     assert "re-scoring 3 finalists" in stages
+
+
+def test_by_default_the_best_law_by_search_score_is_kept_and_its_finalists_recorded(task, tmp_path):
+    path = tmp_path / "runs.sqlite"
+    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path)
+    with sld.Archive(path) as archive:
+        finalists = archive.result(result.campaign_id)["finalists"]
+    assert [f["chosen"] for f in finalists] == [True, False, False, False]
+    assert finalists[0]["law_id"] == result.law_id and finalists[0]["why"] == "best search score"
+    assert finalists == sorted(finalists, key=lambda f: f["search_score"])
