@@ -216,9 +216,7 @@ class Campaign:
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]
         for proposer, _ in self.proposers:
-            initial = getattr(proposer, "initial_population", None)
-            if initial is not None:
-                proposals += initial(self.settings.initial_population)
+            proposals += proposer.initial_population(self.settings.initial_population)
         return [(p, i % self.settings.islands) for i, p in enumerate(proposals)]
 
     def _children(self) -> list[tuple[Proposal, int]]:
@@ -250,12 +248,10 @@ class Campaign:
         for (proposer, _), count in zip(self.proposers, counts):
             if count:
                 out += proposer.propose(context, int(count))
-                drained = getattr(proposer, "drain_failures", None)
-                if drained is not None:
-                    for failure in drained():
-                        rejected = Proposal(failure.formula, proposer.name, proposer.name,
-                                            failure.parent_ids, llm_call_id=failure.llm_call_id)
-                        self._record_rejection(rejected, context.extra.get("island", 0), failure.reason)
+                for failure in proposer.drain_failures():
+                    rejected = Proposal(failure.formula, proposer.name, proposer.name,
+                                        failure.parent_ids, llm_call_id=failure.llm_call_id)
+                    self._record_rejection(rejected, context.extra.get("island", 0), failure.reason)
         return out
 
     # -- evaluation ------------------------------------------------------------

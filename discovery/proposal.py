@@ -8,8 +8,8 @@ the loop parses every one with the whitelisted parser before anything else.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sld.evaluators.formula import Law
 from sld.tasks import TrainingTask
@@ -73,11 +73,24 @@ class ProposalContext:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-class Proposer(Protocol):
-    """Anything that writes candidate laws."""
+class Proposer(abc.ABC):
+    """The plug-in point for anything that writes candidate laws.
 
-    name: str
+    ``propose`` is required; ``initial_population`` (laws to start a campaign
+    from) and ``drain_failures`` (proposals the proposer refused itself, for the
+    archive) default to none.
+    """
 
+    name: str = "proposer"
+
+    @abc.abstractmethod
     def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
         """Up to ``n`` proposals; may return fewer (never raises for bad model output)."""
-        ...
+
+    def initial_population(self, n: int) -> list[Proposal]:
+        """Up to ``n`` laws to start a campaign from (none by default)."""
+        return []
+
+    def drain_failures(self) -> list[Failure]:
+        """Proposals refused since the last call, with their reasons (none by default)."""
+        return []

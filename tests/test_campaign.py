@@ -9,12 +9,12 @@ import pytest
 
 from sld.archive import Archive
 from sld.discovery.campaign import Campaign
-from sld.discovery.proposal import Proposal, ProposalContext
+from sld.discovery.proposal import Proposal, ProposalContext, Proposer
 from sld.discovery.settings import CampaignSettings
 from sld.tasks import Rows, Task, load_task
 
 
-class ScriptedProposer:
+class ScriptedProposer(Proposer):
     """A deterministic proposer for loop tests: fixed seeds, then one edit per parent."""
 
     name = "offline"

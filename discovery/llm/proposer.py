@@ -25,7 +25,7 @@ from sld.discovery.llm.errors import BudgetExhausted, LLMConfigError, LLMError, 
 from sld.discovery.llm.prompt import PromptOptions, build_messages
 from sld.discovery.llm.reply_parser import extract_candidates
 from sld.discovery.llm.schema import SCHEMA_NAME, candidates_json_schema
-from sld.discovery.proposal import Failure, Proposal, ProposalContext
+from sld.discovery.proposal import Failure, Proposal, ProposalContext, Proposer
 from sld.evaluators.formula import FormulaError, parse_law
 from sld.tasks import TaskSpec
 
@@ -64,7 +64,7 @@ def _shut_down(runner: _LoopThread, client: LLMClient) -> None:
         runner.stop()
 
 
-class LLMProposer:
+class LLMProposer(Proposer):
     """Proposes laws with a language model; implements the ``Proposer`` protocol.
 
     ``on_call`` receives one ``LLMCall`` per HTTP request, on the thread

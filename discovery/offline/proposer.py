@@ -23,7 +23,7 @@ from sld.discovery.offline.library import LibraryEntry, build_library
 from sld.discovery.offline.mutations import DEFAULT_WEIGHTS, Child, Mutator, check_weights
 from sld.discovery.offline.names import NameAllocator
 from sld.discovery.offline.profile import TaskProfile, profile_task
-from sld.discovery.proposal import Proposal, ProposalContext, Scored
+from sld.discovery.proposal import Proposal, ProposalContext, Proposer, Scored
 from sld.evaluators.formula import Law, parse_law
 from sld.tasks import Rows, TaskSpec
 
@@ -47,7 +47,7 @@ class OfflineSettings(BaseModel):
         return check_weights(weights)
 
 
-class OfflineProposer:
+class OfflineProposer(Proposer):
     """Proposes laws for one task from a family library and symbolic edits of parents.
 
     ``seed`` makes it deterministic: the same sequence of calls with the same
