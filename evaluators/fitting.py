@@ -443,14 +443,37 @@ def _decades(X: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=64)
 def _compile_law(outputs: tuple[sympy.Expr, ...], features: tuple[sympy.Symbol, ...],
-                 params: tuple[sympy.Symbol, ...]) -> tuple[tuple[_Block, ...], CompiledExpressions]:
+                 params: tuple[sympy.Symbol, ...]) -> tuple[tuple[_Block, ...], "_BlockPredictions"]:
     """A law's blocks and its prediction function, compiled once per process.
 
     Compiling (derivatives, common subexpressions, ``lambdify``) costs more than
     a batched fit on a small task, and each validation fold, final refit and
     report fits the same law again.
     """
-    return _make_blocks(outputs, features, params), compile_expressions(outputs, features, params)
+    blocks = _make_blocks(outputs, features, params)
+    return blocks, _BlockPredictions(blocks, len(outputs))
+
+
+class _BlockPredictions:
+    """A law's outputs from its blocks' compiled values (no third compilation just to predict).
+
+    Called like ``CompiledExpressions``: ``f(X, theta)`` → (outputs, n) and
+    ``f.batched(X, theta)`` → (outputs, B, n); the derivatives each block also computes
+    are discarded, which costs less than compiling the outputs on their own.
+    """
+
+    def __init__(self, blocks: tuple[_Block, ...], n_outputs: int) -> None:
+        self._blocks, self._n_outputs = blocks, n_outputs
+
+    def __call__(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        return self.batched(X[None], theta[None])[:, 0]
+
+    def batched(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        out = np.empty((self._n_outputs, X.shape[0], X.shape[1]))
+        for block in self._blocks:
+            k = len(block.outputs)
+            out[list(block.outputs)] = block.value_and_jacobian.batched(X, theta[:, list(block.params)])[:k]
+        return out
 
 
 def _make_blocks(outputs, features, params) -> tuple[_Block, ...]:

@@ -133,8 +133,13 @@ def _solve(residuals_and_jacobian: ResidualsAndJacobian, theta0: np.ndarray, max
         step_norm = np.linalg.norm(step_scaled, axis=1)
         position_norm = np.linalg.norm(theta[idx] * s, axis=1)
         tiny_step = better & (step_norm <= _XTOL * (position_norm + _XTOL))
+        # What the linear model promised: once even that is below ftol of the cost, raising λ
+        # further cannot find a meaningful decrease (MINPACK's test), so the problem has converged.
+        promised = -(np.einsum("bp,bp->b", gradient[idx], step_scaled)
+                     + 0.5 * np.einsum("bp,bpq,bq->b", step_scaled, normal[idx], step_scaled))
+        hopeless = ~better & (promised <= _FTOL * cost[idx])
         active[accepted[decrease < _FTOL]] = False
-        active[idx[tiny_step]] = False
+        active[idx[tiny_step | hopeless]] = False
         active[rejected[lam[rejected] > _LAMBDA_MAX]] = False
     return Solution(theta, cost, evaluations)
 
