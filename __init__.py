@@ -38,6 +38,9 @@ _EXPORTS = {
     "discover": "sld.discovery.discover",
     "DiscoveryResult": "sld.discovery.discover",
     "OfflineProposer": "sld.discovery.offline.proposer",
+    "to_latex": "sld.archive.export",
+    "to_sympy": "sld.archive.export",
+    "to_python": "sld.archive.export",
 }
 
 __all__ = sorted(_EXPORTS)
