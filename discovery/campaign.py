@@ -95,7 +95,7 @@ class Campaign:
         self.starting_laws = tuple(starting_laws)
         self.on_progress = on_progress
         self.split = ValidationSplit(fraction=settings.validation_fraction, seed=settings.seed,
-                                     folds=settings.validation_folds, outlier_fence=settings.outlier_fence)
+                                     folds=settings.validation_folds, outlier_fence=settings.validation_fence)
         self.population = Population(settings.islands, settings.island_size)
         self.seen: set[str] = set()
         self.failures: list[Failure] = []

@@ -31,7 +31,9 @@ class CampaignSettings(BaseModel):
     validation_folds: int = Field(default=2, ge=1, description="rolling-origin validation folds (at least one per "
                                   "extrapolation axis: the joint scale and each of several scale features; "
                                   "random folds scored in the search, for tasks without a scale)")
-    outlier_fence: float | None = Field(default=3.0, gt=0, description="IQRs; held-out runs beyond are not scored")
+    validation_fence: float | None = Field(
+        default=3.0, gt=0, description="IQRs: validation runs whose target lies further from the training "
+        "quartiles are not scored (the fit's own fence, for training runs, is fit.outlier_fence)")
     complexity_penalty: float = Field(default=0.004, ge=0, description="relative score penalty per node")
     seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
     proposer: Literal["offline", "llm", "mixed"] = "offline"
@@ -64,9 +66,15 @@ class CampaignSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _seed_reaches_the_fits(cls, data: object) -> object:
-        """One seed for every random choice: the search fits' starts use the campaign's seed."""
+        """One seed for every random choice: the search fits' starts use the campaign's seed.
+
+        Also reads settings stored under an earlier name (``outlier_fence``).
+        """
         if not isinstance(data, dict):
             return data
+        if "outlier_fence" in data:  # its name in campaigns archived before it was renamed
+            data = {**{k: v for k, v in data.items() if k != "outlier_fence"},
+                    "validation_fence": data["outlier_fence"]}
         seed = data.get("seed", 0)
         fit = data.get("fit", cls.model_fields["fit"].default)
         fit = {**fit, "seed": seed} if isinstance(fit, dict) else fit.model_copy(update={"seed": seed})

@@ -41,7 +41,7 @@ def measure(task_name: str, n_laws: int, seed: int = 0) -> Throughput:
     task = load_task(task_name).training_view()
     settings = CampaignSettings(seed=seed)
     split = ValidationSplit(fraction=settings.validation_fraction, seed=seed,
-                            folds=settings.validation_folds, outlier_fence=settings.outlier_fence)
+                            folds=settings.validation_folds, outlier_fence=settings.validation_fence)
     formulas = [p.formula for p in OfflineProposer(task.spec, seed=seed, train=task.train).initial_population(n_laws)]
     evaluate_formula("A*log(" + task.spec.symbols[0] + ") + B", task, split, settings.fit)  # a worker's one-time warm-up
     start = time.perf_counter()

@@ -104,3 +104,12 @@ def test_max_condition_refuses_ill_conditioned_fits_with_a_reason(tmp_path):
         assert entry.status == expected, entry.reason
         if expected == "failed":
             assert entry.reason.startswith("ill-conditioned fit") and entry.diagnostics["condition"] > 1e8
+
+
+def test_settings_stored_under_the_old_fence_name_still_load():
+    from sld.discovery.settings import CampaignSettings
+
+    stored = {**CampaignSettings().model_dump(mode="json"), "outlier_fence": 2.5}
+    stored.pop("validation_fence")
+    settings = CampaignSettings.model_validate(stored)
+    assert settings.validation_fence == 2.5 and settings.fit.outlier_fence == 8.0
