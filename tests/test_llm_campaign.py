@@ -280,3 +280,32 @@ def test_saved_prompts_show_the_task_best_laws_and_failures_but_no_test_rows(tmp
         numbers = set(NUMBER.findall(prompt.replace(description, "")))
         assert numbers & train, "training rows are shown, so the spellings must match shown numbers"
         assert not numbers & test_only
+
+
+def test_an_llm_campaign_through_the_python_api(tmp_path):
+    """``sld.discover(..., llm=LLMConfig)``: the same campaign a notebook runs, against the scripted server."""
+    import sld
+    from sld.discovery.llm import LLMConfig
+
+    task = _synthetic_task(tmp_path)
+    replies = [Reply.candidates("E + A*N^(-a)", PLANTED, prompt_tokens=500, completion_tokens=50)] * 4
+    with ScriptedLLMServer(replies) as server:
+        config = LLMConfig.resolve(MODEL, base_url=server.base_url, env={}, max_calls=4,
+                                   backoff_initial_s=0.001, backoff_max_s=0.01)
+        settings = sld.CampaignSettings(budget=45, workers=0, proposer="mixed", initial_population=40)
+        result = sld.discover(task, settings, llm=config, archive=tmp_path / "a.sqlite")
+        assert len(server.chat_requests) >= 1
+    assert result.proposer == "mixed"
+    assert result.llm["calls"] == len(server.chat_requests)
+    assert result.llm["prompt_tokens"] == 500 * result.llm["calls"]
+    with sld.Archive(tmp_path / "a.sqlite") as archive:
+        proposers = {e.proposer for e in archive.entries(result.campaign_id)}
+    assert "llm" in proposers and "offline" in proposers
+
+
+def test_the_api_refuses_an_llm_proposer_without_a_model(tmp_path):
+    import sld
+
+    task = _synthetic_task(tmp_path)
+    with pytest.raises(sld.SLDError, match="needs a language model"):
+        sld.discover(task, sld.CampaignSettings(budget=5, workers=0, proposer="llm"))
