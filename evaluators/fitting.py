@@ -142,6 +142,18 @@ class _TimeLimit(Exception):
     """The optional wall-clock safety net (``max_seconds``) was reached."""
 
 
+@dataclass(frozen=True)
+class _SafetyNet:
+    """``max_seconds`` from ``start``: raises ``_TimeLimit`` past it; with None, never looks at the clock."""
+
+    start: float
+    seconds: float | None
+
+    def check(self) -> None:
+        if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
+            raise _TimeLimit
+
+
 class LawFitter:
     """Fits ``law`` per group.
 
@@ -162,8 +174,8 @@ class LawFitter:
     # -- public API --------------------------------------------------------
     def fit(self, rows: Rows) -> "LawFitter":
         start = time.perf_counter()
-        limit = self.options.max_seconds
-        self._deadline = start + limit if limit is not None else math.inf
+        # Only the user's own --max-seconds (off by default) ever reads the clock here.
+        self._safety_net = _SafetyNet(start, self.options.max_seconds)
         self.fitted_mask_ = _inside_fence(rows, self.options.outlier_fence)
         self.n_left_out_ = int(np.count_nonzero(~self.fitted_mask_))
         rows = rows.select(self.fitted_mask_) if self.n_left_out_ else rows
@@ -183,7 +195,7 @@ class LawFitter:
                 fits = {name: _failed(group, f"numerical failure in the fit ({err}); try --space log or "
                                       "another form") for name, group in groups.items()}
             except _TimeLimit:
-                reason = (f"fit stopped at its wall-clock limit of {limit:g} s (max_seconds); "
+                reason = (f"fit stopped at its wall-clock limit of {self.options.max_seconds:g} s (max_seconds); "
                           "raise it or leave it unset")
                 fits = {name: _failed(group, reason) for name, group in groups.items()}
         self.group_fits_ = fits
@@ -252,8 +264,7 @@ class LawFitter:
         return f"; with every parameter at 1 it is not finite on {bad.size} of {len(rows)} runs, e.g. {run}"
 
     def _check_time(self) -> None:
-        if time.perf_counter() > self._deadline:
-            raise _TimeLimit
+        self._safety_net.check()
 
     # -- one block on every group -------------------------------------------
     def _fit_block(self, block: _Block, stack: GroupStack) -> _BlockFit:
