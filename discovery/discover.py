@@ -27,7 +27,6 @@ from sld.discovery.proposers import build_proposers
 from sld.discovery.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
 from sld.evaluators.formula import parse_law
-from sld.evaluators.metrics import Metrics
 from sld.tasks import SLDError, Task, TrainingTask
 
 if TYPE_CHECKING:
@@ -137,7 +136,8 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
     test, human, train = None, None, {}
     if isinstance(task, Task):
         final = evaluate_on_test(law, task, full)
-        params, train, test = final.params, final.fit.to_dict(with_groups=False), _metrics(final.held_out)
+        params = final.params
+        train, test = final.fit.to_dict(with_groups=False), final.held_out.to_dict(with_groups=False)
         human = _human_bar(task, settings) if compare_with_human else None
     else:
         from sld.evaluators.fitting import LawFitter
@@ -176,14 +176,8 @@ def _human_bar(task: Task, settings: CampaignSettings) -> dict | None:
     human = best_human_law(task, settings.seed, settings.fit.outlier_fence)
     if human is None:
         return None
-    return {"name": human.human.name, "formula": human.formula, **_metrics(human.evaluation.held_out)}
-
-
-def _metrics(metrics: Metrics) -> dict:
-    def clean(value: float) -> float | None:
-        return value if value == value and abs(value) != float("inf") else None
-    return {"r2": clean(metrics.r2), "r2_clipped": metrics.clipped_r2, "nmse": clean(metrics.nmse),
-            "nmae": clean(metrics.nmae), "failed": metrics.failed}
+    held_out = human.evaluation.held_out.to_dict(with_groups=False)
+    return {"name": human.human.name, "formula": human.formula, **held_out}
 
 
 def _usage(usage: LLMUsage) -> dict:

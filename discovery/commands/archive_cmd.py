@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from sld.archive import DEFAULT_ARCHIVE, Archive, ArchiveError, Entry, record_to_dict
+from sld.discovery import reporting
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -123,7 +124,7 @@ def _show_campaign(args: argparse.Namespace) -> int:
         raise ArchiveError(f"campaign {args.campaign_id} ({campaign.task}) has no stored result: it is "
                            f"{campaign.status}; `sld discover --resume` finishes it")
     if args.json:
-        print(json.dumps(result, indent=2, allow_nan=False, default=str))
+        reporting.print_json(result)
         return 0
     print(f"campaign {args.campaign_id}: {campaign.task}, {result['evaluated']} laws, stopped on {result['stop']}")
     print(f"chosen law (id {result['law_id']}):\n  " + result["formula"].replace("\n", "\n  "))

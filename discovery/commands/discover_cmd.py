@@ -7,7 +7,7 @@ functions that run it, so registering the command costs nothing at start-up.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                               save_prompts_dir=getattr(args, "save_prompts", None))
     document = {**result.to_dict(), "candidate_timeout_s": settings.candidate_timeout_s}
     if args.json:
-        print(json.dumps(document, indent=2, allow_nan=False, default=str))
+        reporting.print_json(document)
     else:
         _print_report(document)
     return 0
@@ -161,4 +161,4 @@ def _llm_line(document: dict) -> str:
 
 
 def _fmt(value) -> str:
-    return "failed" if value is None else f"{value:.4f}"
+    return "failed" if value is None or not math.isfinite(value) else f"{value:.4f}"
