@@ -16,6 +16,8 @@ import json
 import math
 from typing import Any
 
+from sld.tasks.jsondata import plain
+
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -32,23 +34,8 @@ def from_json(text: str | None) -> Any:
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON-compatible data: dicts with string keys, lists, finite floats."""
-    if isinstance(value, float):
-        number = float(value)
-        if math.isnan(number):
-            return "NaN"
-        if math.isinf(number):
-            return "Infinity" if number > 0 else "-Infinity"
-        return number
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars (float32, int64, bool_)
-        return json_safe(value.tolist())
-    return str(value)
+    """``value`` as plain JSON-compatible data, non-finite floats as strings (see ``sld.tasks.jsondata``)."""
+    return plain(value, non_finite="string")
 
 
 def _restore(value: Any) -> Any:

@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sld.archive import Archive, LLMUsage
-from sld.discovery.campaign import Campaign, CampaignResult, Progress
-from sld.discovery.proposers import build_proposers
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.campaign import Campaign, CampaignResult, Progress
+from sld.discovery.proposers.build import build_proposers
+from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
 from sld.evaluators.formula import parse_law
 from sld.tasks import SLDError, Task, TrainingTask
 
 if TYPE_CHECKING:
-    from sld.discovery.llm import LLMConfig
-    from sld.discovery.proposal import Proposer
+    from sld.discovery.proposers.llm import LLMConfig
+    from sld.discovery.proposers.base import Proposer
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def _changed(settings: CampaignSettings) -> dict:
 
 
 def _human_bar(task: Task, settings: CampaignSettings) -> dict | None:
-    from sld.discovery.report import best_human_law
+    from sld.discovery.search.scoring import best_human_law
 
     human = best_human_law(task, settings.seed, settings.fit.outlier_fence)
     if human is None:

@@ -33,16 +33,29 @@ class Evaluation:
     seconds: float
     diagnostics: dict
 
-    def to_dict(self) -> dict:
-        return {
+    def to_dict(self, held_out_as: str = "held_out", options: FitOptions | None = None) -> dict:
+        """The one JSON shape of an evaluation (what ``sld eval --json`` prints).
+
+        ``train`` and ``held_out`` (named ``held_out_as``: ``"test"`` in reports,
+        ``"validation"`` in selection) carry the SLDBench metrics; the held-out
+        metrics also have the per-group errors.  ``options`` adds the fit's
+        space, loss, seed and outlier fence.
+        """
+        document = {
             "formula": self.law.text,
+            "n_params": self.law.n_params,
             "params": self.params,
-            "fit": self.fit.to_dict(with_groups=False),
-            "held_out": self.held_out.to_dict(),
+            "train": self.fit.to_dict(with_groups=False),
+            held_out_as: self.held_out.to_dict(),
             "failed": self.failed,
             "reason": self.reason,
             "seconds": self.seconds,
         }
+        if options is not None:
+            document["fit_options"] = {"space": options.space, "loss": options.loss, "seed": options.seed,
+                                       "outlier_fence": options.outlier_fence}
+        document["diagnostics"] = self.diagnostics
+        return document
 
 
 def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None) -> Evaluation:

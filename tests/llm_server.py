@@ -254,7 +254,7 @@ def closed_port_url() -> str:
 
 def fast_config(base_url: str, **overrides: Any):
     """An ``LLMConfig`` for tests: the scripted model, tiny backoff, short timeout."""
-    from sld.discovery.llm import LLMConfig
+    from sld.discovery.proposers.llm import LLMConfig
 
     settings: dict[str, Any] = {
         "model": "scripted-model", "base_url": base_url, "timeout_s": 5.0, "max_retries": 3,

@@ -128,15 +128,15 @@ def test_the_checker_sees_imports_inside_functions_and_under_type_checking(tmp_p
         "if TYPE_CHECKING:\n"
         "    from sld.archive import Archive\n"
         "def f():\n"
-        "    import sld.discovery.campaign\n"
+        "    import sld.discovery.search.campaign\n"
         "    from ..evaluators import formula\n"
         "    from . import rows\n"
         "    from sld import Campaign\n"
         "    importlib.import_module('sld.archive.store')\n",
         encoding="utf-8")
-    found = sorted(m for _, m in _imported_modules(sample, {"Campaign": "sld.discovery.campaign"}, tmp_path))
-    assert found == sorted(["importlib", "typing", "sld.archive", "sld.discovery.campaign", "sld.evaluators",
-                            "sld.tasks.rows", "sld.discovery.campaign", "sld.archive.store"])
+    found = sorted(m for _, m in _imported_modules(sample, {"Campaign": "sld.discovery.search.campaign"}, tmp_path))
+    assert found == sorted(["importlib", "typing", "sld.archive", "sld.discovery.search.campaign", "sld.evaluators",
+                            "sld.tasks.rows", "sld.discovery.search.campaign", "sld.archive.store"])
     higher = {_layer_of(m) for m in found} - {None, "tasks"}
     assert higher == {"archive", "discovery", "evaluators"}
 

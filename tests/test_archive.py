@@ -35,14 +35,14 @@ from sld.archive import (
 from sld.archive.front import pareto_front
 from sld.archive.jsoncodec import from_json, to_json
 from sld.archive.schema import SCHEMA_VERSION
-from sld.discovery import cli
+from sld.discovery.cli import app as cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def sld(argv: list[str]) -> int:
     """Run `sld` with only the archive command registered (others may be mid-rewrite)."""
-    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.commands.archive_cmd",)):
+    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.cli.commands.archive_cmd",)):
         return cli.main(argv)
 
 

@@ -30,7 +30,7 @@ import pytest
 
 from sld.archive import Archive, ArchiveError, connection, store  # noqa: F401 (modules patched)
 from sld.discovery.cli import main
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.settings import CampaignSettings
 from test_archive import new_entry
 
 TASK = "parallel_scaling_law"  # a real task, so `sld discover` gets as far as the archive

@@ -7,7 +7,7 @@ test rows too is shown but is not the bar.
 
 from __future__ import annotations
 
-from sld.discovery.benchmark import TaskOutcome, format_table
+from sld.discovery.benchmarks.campaigns import TaskOutcome, format_table
 
 
 def outcome(task: str, ours: float, human: float | None, human_with_test: float | None,

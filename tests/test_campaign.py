@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sld.archive import Archive
-from sld.discovery.campaign import Campaign
-from sld.discovery.proposal import Proposal, ProposalContext, Proposer
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.campaign import Campaign
+from sld.discovery.proposers.base import Proposal, ProposalContext, Proposer
+from sld.discovery.search.settings import CampaignSettings
 from sld.tasks import Rows, Task, load_task
 
 

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from sld.discovery.commands.eval_cmd import CAMPAIGN_OUTLIER_FENCE
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.cli.commands.eval_cmd import CAMPAIGN_OUTLIER_FENCE
+from sld.discovery.search.settings import CampaignSettings
 
 HEAVY = ("sympy", "scipy", "openai")
 COMMANDS = ("tasks", "eval", "baselines", "discover", "archive", "bench")

@@ -28,7 +28,7 @@ from sld.archive.export import (
     to_python,
     to_sympy,
 )
-from sld.discovery import cli
+from sld.discovery.cli import app as cli
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import parse_law
 from sld.tasks import Rows, curated_names, load_task
@@ -267,7 +267,7 @@ def test_spec_for_campaign_prefers_file_then_stored_then_curated(tmp_path, make_
 
 def test_cli_export(archive_with_law, capsys):
     path, _, law_id, _ = archive_with_law
-    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.commands.archive_cmd",)):
+    with mock.patch.object(cli, "COMMAND_MODULES", ("sld.discovery.cli.commands.archive_cmd",)):
         assert cli.main(["archive", "export", str(law_id), "--format", "python", "--group", "g",
                          "--archive", str(path)]) == 0
         function = run_source(capsys.readouterr().out)["law"]

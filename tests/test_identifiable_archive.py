@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from sld.archive import Archive
-from sld.discovery.campaign import Campaign
-from sld.discovery.offline.proposer import OfflineProposer
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.campaign import Campaign
+from sld.discovery.proposers.offline.proposer import OfflineProposer
+from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.formula import parse_law
 from sld.tasks import curated_names, load_task
 

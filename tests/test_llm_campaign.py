@@ -285,7 +285,7 @@ def test_saved_prompts_show_the_task_best_laws_and_failures_but_no_test_rows(tmp
 def test_an_llm_campaign_through_the_python_api(tmp_path):
     """``sld.discover(..., llm=LLMConfig)``: the same campaign a notebook runs, against the scripted server."""
     import sld
-    from sld.discovery.llm import LLMConfig
+    from sld.discovery.proposers.llm import LLMConfig
 
     task = _synthetic_task(tmp_path)
     replies = [Reply.candidates("E + A*N^(-a)", PLANTED, prompt_tokens=500, completion_tokens=50)] * 4

@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from sld.discovery.llm import (
+from sld.discovery.proposers.llm import (
     BudgetExhausted, LLMAuthError, LLMCall, LLMRequestError, LLMUnavailable,
 )
-from sld.discovery.llm.client import ChatReply, LLMClient
-from sld.discovery.llm.formats import format_ladder, is_format_rejection
-from sld.discovery.llm.schema import SCHEMA_NAME, CandidateList, candidates_json_schema
+from sld.discovery.proposers.llm.client import ChatReply, LLMClient
+from sld.discovery.proposers.llm.formats import format_ladder, is_format_rejection
+from sld.discovery.proposers.llm.schema import SCHEMA_NAME, CandidateList, candidates_json_schema
 from llm_server import Reply, ScriptedLLMServer, closed_port_url, fast_config
 from sld.tasks import SLDError
 

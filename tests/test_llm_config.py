@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sld.discovery.llm import LLMConfig, LLMConfigError
-from sld.discovery.llm.config import PLACEHOLDER_API_KEY
+from sld.discovery.proposers.llm import LLMConfig, LLMConfigError
+from sld.discovery.proposers.llm.config import PLACEHOLDER_API_KEY
 from sld.tasks import SLDError
 
 
@@ -92,7 +92,7 @@ def test_cost_is_computed_from_prices_per_million_tokens():
 def test_command_line_flags_resolve_to_a_config():
     import argparse
 
-    from sld.discovery.llm.flags import add_llm_arguments, config_from_args
+    from sld.discovery.proposers.llm.flags import add_llm_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_llm_arguments(parser)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from sld.discovery.llm import data_view
+from sld.discovery.proposers.llm import data_view
 from sld.tasks import Rows, TaskSpec, TrainingTask
 
 

@@ -12,11 +12,11 @@ import threading
 import numpy as np
 import pytest
 
-from sld.discovery.llm import (
+from sld.discovery.proposers.llm import (
     LLMAuthError, LLMCall, LLMProposer, PromptOptions, build_messages,
 )
-from sld.discovery.llm.data_view import number
-from sld.discovery.proposal import Failure, ProposalContext, Proposer, Scored
+from sld.discovery.proposers.llm.data_view import number
+from sld.discovery.proposers.base import Failure, ProposalContext, Proposer, Scored
 from sld.evaluators.formula import parse_law
 from llm_server import Reply, ScriptedLLMServer, fast_config
 from sld.tasks import curated_names, load_task

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sld.discovery.llm.reply_parser import MAX_CANDIDATES, RawCandidate, extract_candidates
+from sld.discovery.proposers.llm.reply_parser import MAX_CANDIDATES, RawCandidate, extract_candidates
 
 
 def formulas(text: str, n_targets: int = 1) -> list[str]:

@@ -7,8 +7,8 @@ import functools
 import pytest
 import sympy
 
-from sld.discovery.offline import build_library, profile_task
-from sld.discovery.offline.library import FAMILIES, recipes
+from sld.discovery.proposers.offline import build_library, profile_task
+from sld.discovery.proposers.offline.library import FAMILIES, recipes
 from sld.evaluators.formula import parse_law
 from sld.tasks import TaskSpec, curated_names, load_task
 

@@ -7,8 +7,8 @@ import functools
 import numpy as np
 import pytest
 
-from sld.discovery.offline import DEFAULT_WEIGHTS, Mutator, profile_task
-from sld.discovery.offline.mutations import GROWING
+from sld.discovery.proposers.offline import DEFAULT_WEIGHTS, Mutator, profile_task
+from sld.discovery.proposers.offline.mutations import GROWING
 from sld.evaluators.formula import parse_law
 from sld.evaluators.printing import law_to_text
 from sld.tasks import load_task

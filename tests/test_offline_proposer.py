@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from sld.discovery.offline import DEFAULT_WEIGHTS, OfflineProposer, OfflineSettings
-from sld.discovery.proposal import ProposalContext, Scored
+from sld.discovery.proposers.offline import DEFAULT_WEIGHTS, OfflineProposer, OfflineSettings
+from sld.discovery.proposers.base import ProposalContext, Scored
 from sld.evaluators.formula import FormulaError, parse_law
 from sld.tasks import Rows, TaskSpec, TrainingTask, load_task
 

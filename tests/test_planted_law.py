@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from sld.archive import Archive
-from sld.discovery.campaign import Campaign
-from sld.discovery.offline import OfflineProposer
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.campaign import Campaign
+from sld.discovery.proposers.offline import OfflineProposer
+from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.formula import parse_law
 from sld.tasks import load_task_file
 

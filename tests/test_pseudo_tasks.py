@@ -14,13 +14,13 @@ import json
 import numpy as np
 import pytest
 
-from sld.discovery.pseudo_benchmark import probe_rows, read_records, run_benchmark, run_pseudo_campaign, spearman
-from sld.discovery.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks
-from sld.discovery.selection_study import (
+from sld.discovery.benchmarks.pseudo import probe_rows, read_records, run_benchmark, run_pseudo_campaign, spearman
+from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks
+from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
     pick_pysr, pick_top_search, study,
 )
-from sld.discovery.settings import CampaignSettings
+from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law

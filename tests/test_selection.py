@@ -2,7 +2,7 @@
 
 import pytest
 
-from sld.discovery.selection import Finalist, choose_finalist, selection_score, worst_fold
+from sld.discovery.search.selection import Finalist, choose_finalist, selection_score, worst_fold
 
 
 def test_selection_score_penalises_complexity_and_failures():
@@ -70,9 +70,9 @@ def test_no_finalists_is_an_error():
 def test_final_choice_search_keeps_the_best_law_by_search_score(tmp_path):
     """With ``final_choice='search'`` the campaign keeps its population's best law, unrescored (SYNTHETIC task)."""
     from sld.archive import Archive
-    from sld.discovery.campaign import Campaign
-    from sld.discovery.offline import OfflineProposer
-    from sld.discovery.settings import CampaignSettings
+    from sld.discovery.search.campaign import Campaign
+    from sld.discovery.proposers.offline import OfflineProposer
+    from sld.discovery.search.settings import CampaignSettings
     from test_planted_law import _synthetic_task as synthetic_planted_task
 
     task = synthetic_planted_task(tmp_path).training_view()
@@ -87,9 +87,9 @@ def test_final_choice_search_keeps_the_best_law_by_search_score(tmp_path):
 def test_max_condition_refuses_ill_conditioned_fits_with_a_reason(tmp_path):
     """A law whose terms can only cancel (SYNTHETIC data) is refused when ``max_condition`` is set."""
     from sld.archive import Archive
-    from sld.discovery.campaign import Campaign
-    from sld.discovery.offline import OfflineProposer
-    from sld.discovery.settings import CampaignSettings
+    from sld.discovery.search.campaign import Campaign
+    from sld.discovery.proposers.offline import OfflineProposer
+    from sld.discovery.search.settings import CampaignSettings
     from test_planted_law import _synthetic_task as synthetic_planted_task
 
     task = synthetic_planted_task(tmp_path).training_view()
@@ -107,7 +107,7 @@ def test_max_condition_refuses_ill_conditioned_fits_with_a_reason(tmp_path):
 
 
 def test_settings_stored_under_the_old_fence_name_still_load():
-    from sld.discovery.settings import CampaignSettings
+    from sld.discovery.search.settings import CampaignSettings
 
     stored = {**CampaignSettings().model_dump(mode="json"), "outlier_fence": 2.5}
     stored.pop("validation_fence")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sld.discovery.settings import CampaignSettings
-from sld.discovery.workers import EvaluationPool, WorkerStartError
+from sld.discovery.search.settings import CampaignSettings
+from sld.discovery.search.workers import EvaluationPool, WorkerStartError
 from sld.evaluators.validation import ValidationSplit
 from sld.tasks import load_task
 

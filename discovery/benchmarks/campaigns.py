@@ -1,0 +1,164 @@
+"""The discovery benchmark: offline campaigns on every curated task, several seeds.
+
+For each task and seed it runs a campaign with a fixed budget (in a temporary
+archive), refits the selected law on all training rows and scores it on the
+test rows, and prints a table: our test R² (mean and worst over seeds), the
+human law's R² fitted by the same fitter (with and without the campaign's
+diverged-run fence, whichever scores better), and SLDAgent's published GPT-5
+figure.  A human law whose constants were fitted on the test rows too is not
+the bar (its R² is interpolation); where one scores higher, the table says so
+in a footnote and counts the wins against it as well.  It also measures
+throughput (candidates evaluated per second) with one and with two worker
+processes on the same task in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sld.discovery.discover import discover
+from sld.discovery.search.scoring import best_result, human_law_fits
+from sld.discovery.search.settings import CampaignSettings
+from sld.tasks import SLDError, curated_names, load_task
+
+# SLDAgent with GPT-5, mean of 5 runs (../shared/ANCHORS.md, from the SLDBench leaderboard).
+SLDAGENT_GPT5 = {
+    "parallel_scaling_law": 1.000, "vocab_scaling_law": 0.987, "sft_scaling_law": 0.993,
+    "domain_mixture_scaling_law": 0.988, "moe_scaling_law": 0.773,
+    "data_constrained_scaling_law": 0.944, "lr_bsz_scaling_law": 0.604,
+    "easy_question_scaling_law": -0.305,
+}
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One task's benchmark row."""
+
+    task: str
+    test_r2: tuple[float, ...]  # clipped, one per seed
+    formulas: tuple[str, ...]
+    human_r2: float | None  # the bar: the best human law that never saw the test rows
+    human_with_test_r2: float | None  # the best of all, laws fitted on the test rows too included
+    sldagent_r2: float | None
+    seconds: tuple[float, ...]
+    evaluated: tuple[int, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.test_r2)
+
+    @property
+    def worst(self) -> float:
+        return min(self.test_r2)
+
+
+def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
+    """One offline campaign; returns (clipped test R², formula, seconds, evaluated)."""
+    task = load_task(task_name)
+    settings = settings.model_copy(update={"seed_human_laws": with_human, "proposer": "offline"})
+    try:
+        result = discover(task, settings, archive=archive_path, compare_with_human=False)
+    except SLDError:  # nothing could be fitted
+        return -1.0, "", 0.0, 0
+    return result.test["r2_clipped"], result.formula, result.seconds, result.evaluated
+
+
+def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
+              with_human: bool, log: Callable[[str], None] = print) -> list[TaskOutcome]:
+    outcomes = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in task_names:
+            runs = []
+            for seed in seeds:
+                path = Path(scratch) / f"{name}-{seed}-{int(with_human)}.sqlite"
+                runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
+                log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
+                    f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
+            fits = human_law_fits(load_task(name), outlier_fence=settings.fit.outlier_fence)
+            human, human_with_test = best_result(fits), best_result(fits, include_fitted_on_test=True)
+            outcomes.append(TaskOutcome(
+                task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
+                human_r2=human.evaluation.held_out.clipped_r2 if human else None,
+                human_with_test_r2=human_with_test.evaluation.held_out.clipped_r2 if human_with_test else None,
+                sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r[2] for r in runs),
+                evaluated=tuple(r[3] for r in runs),
+            ))
+    return outcomes
+
+
+def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> dict[int, float]:
+    """Candidates evaluated per second with 1 and 2 workers, same task, same run."""
+    rates = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for workers in (1, 2):
+            run_settings = settings.model_copy(update={"workers": workers, "budget": budget, "minutes": None})
+            start = time.perf_counter()
+            _, _, _, evaluated = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{workers}.sqlite")
+            rates[workers] = evaluated / (time.perf_counter() - start)
+    return rates
+
+
+def _at_or_above(ours: float, bar: float | None) -> bool:
+    return bar is None or ours >= bar - 5e-4
+
+
+def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
+    lines = [title, f"{'task':30s} {'ours mean':>9s} {'ours worst':>10s} {'human':>7s} {'SLDAgent':>8s}  "
+             f"{'≥human':>6s} {'≥SLDAgent':>9s} {'max s':>6s}"]
+    for o in outcomes:
+        human = f"{o.human_r2:.3f}" if o.human_r2 is not None else "-"
+        agent = f"{o.sldagent_r2:.3f}" if o.sldagent_r2 is not None else "-"
+        beat_h = "yes" if _at_or_above(o.mean, o.human_r2) else "no"
+        beat_a = "-" if o.sldagent_r2 is None else ("yes" if _at_or_above(o.mean, o.sldagent_r2) else "no")
+        lines.append(f"{o.task:30s} {o.mean:9.3f} {o.worst:10.3f} {human:>7s} {agent:>8s}  "
+                     f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f}")
+    mean = statistics.fmean(o.mean for o in outcomes)
+    sld = [o for o in outcomes if o.sldagent_r2 is not None]
+    lines.append(f"mean over all {len(outcomes)} tasks: {mean:.3f}; over the SLDBench tasks: "
+                 f"{statistics.fmean(o.mean for o in sld) if sld else float('nan'):.3f} "
+                 f"(SLDAgent GPT-5 0.748, human 0.517)")
+    wins_h = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_r2))
+    wins_a = sum(1 for o in sld if _at_or_above(o.mean, o.sldagent_r2))
+    lines.append(f"at or above the human law on {wins_h}/{len(outcomes)}; at or above SLDAgent on {wins_a}/{len(sld)}")
+    leaked = [o for o in outcomes if o.human_with_test_r2 is not None
+              and (o.human_r2 is None or o.human_with_test_r2 > o.human_r2)]
+    for o in leaked:
+        lines.append(f"  {o.task}: a human law fitted on the test rows too reaches {o.human_with_test_r2:.3f} "
+                     f"(interpolation, not the bar; ours {'≥' if _at_or_above(o.mean, o.human_with_test_r2) else '<'} it)")
+    if leaked:
+        wins_all = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_with_test_r2))
+        lines.append(f"counting those laws as bars too: at or above the human law on {wins_all}/{len(outcomes)}")
+    return "\n".join(lines)
+
+
+def default_tasks() -> list[str]:
+    return curated_names()
+
+
+def run_cli(args) -> int:
+    """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
+                                **({"final_choice": args.final_choice} if args.final_choice else {}))
+    for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
+        CampaignSettings(seed=seed)
+    names = args.tasks or default_tasks()
+    for name in [*names, args.throughput_task]:
+        if name:
+            load_task(name)  # an unknown name fails now, not after an hour of campaigns
+    modes = {"library": [False], "human": [True], "both": [False, True]}[args.mode]
+    for with_human in modes:
+        title = ("with the human law as a starting point" if with_human else "from the family library alone")
+        print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
+              f"{args.workers} workers, seeds {args.seeds}, final choice {settings.final_choice!r}", flush=True)
+        outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
+        print(format_table(outcomes, f"test R² ({title})"), flush=True)
+    if args.throughput_task:
+        rates = throughput(args.throughput_task, settings)
+        print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
+              f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
+    return 0

@@ -1,0 +1,302 @@
+"""``sld bench pseudo``: campaigns on nested pseudo-tasks, recorded for post-hoc selection studies.
+
+For each curated task, seed and pseudo-task (``discovery.pseudo_tasks``: the
+largest-scale training runs cut off as a stand-in test split) this runs an
+offline campaign on the pseudo-task's training view, exactly as ``sld bench
+discover`` runs one on a curated task, and records what a selection rule could
+be judged by without rerunning the campaign.  For each of the K best laws by
+search score (``Population.best``, the pool the campaign's finalists are the
+first ``finalists`` of):
+
+* formula, canonical key, complexity, parameter count;
+* the search's score, mean validation NMSE and per-fold NMSE;
+* a full-effort re-score on every validation fold (``CampaignSettings.full_fit()``,
+  ``all_random_folds=True``), as the campaign's final choice re-scores its finalists;
+* the law refitted with those options on all pseudo-training rows: its
+  pseudo-test metrics and predictions, and its predictions at probe points
+  built from the pseudo-training rows alone (``probe_rows``), for rules that
+  compare laws' extrapolations with each other;
+
+and which law the campaign's own final choice kept.  One JSON object per
+campaign, one per line.  The curated test rows are never loaded into any of
+this: a ``PseudoTask`` is cut from ``Task.training_view()``.
+
+The refit is ``evaluate_on_test``'s computation (fit with ``LawFitter`` on
+``train``, ``metrics.score`` on ``test``), done once per law here so that the
+same fit also gives the predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from sld.archive import Archive
+from sld.discovery.search.campaign import Campaign
+from sld.discovery.proposers.offline import OfflineProposer
+from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
+from sld.discovery.search.selection import worst_fold
+from sld.discovery.search.settings import CampaignSettings
+from sld.discovery.search.workers import EvaluationPool
+from sld.evaluators.fitting import LawFitter
+from sld.evaluators.formula import parse_law
+from sld.evaluators.metrics import Metrics, score
+from sld.tasks import Rows, curated_names, load_task
+from sld.tasks.rows import scale_rank
+
+TOP_K = 16
+PROBE_STEPS = (1, 2)  # ×2 and ×4 along a positive feature spanning a factor 2 or more; else +10%, +20% of its range
+PROBE_RUNS_PER_GROUP = 8  # at most this many of a group's largest runs seed probes
+MIXTURE_PROBES_PER_GROUP = 16
+
+
+# -- probe points -----------------------------------------------------------------
+def probe_rows(task: PseudoTask) -> Rows:
+    """Points beyond each group's largest pseudo-training runs, from ``task.train`` alone.
+
+    Along each axis (the joint scale, i.e. every scale feature at once, when
+    there are several, then each scale feature alone) the axis's features are
+    set to the group's largest pseudo-training value times 2 and times 4, the
+    other features kept at their values in the group's largest runs by the
+    joint scale (at most ``PROBE_RUNS_PER_GROUP`` of them; duplicates dropped).
+    A feature that is not positive or spans under a factor 2 (``log_flops``)
+    steps by 10% and 20% of its range instead.  A task without
+    a scale feature gets midpoints of seeded random pairs of each group's runs.
+    """
+    rows, spec = task.train, task.spec
+    columns = [spec.feature_columns.index(c) for c in spec.scale]
+    X, groups = [], []
+    if not columns:
+        rng = np.random.default_rng(0)
+        for group in rows.group_names:
+            index = np.flatnonzero(rows.groups == group)
+            pairs = rng.choice(index, size=(MIXTURE_PROBES_PER_GROUP, 2))
+            X.append((rows.X[pairs[:, 0]] + rows.X[pairs[:, 1]]) / 2)
+            groups += [group] * MIXTURE_PROBES_PER_GROUP
+        return _rows(np.vstack(X), groups, rows.y.shape[1])
+    axes = ([columns] if len(columns) > 1 else []) + [[c] for c in columns]
+    for group in rows.group_names:
+        index = np.flatnonzero(rows.groups == group)
+        rank = scale_rank(rows.X[index], columns)
+        top = index[np.argsort(-rank, kind="stable")[:PROBE_RUNS_PER_GROUP]]
+        for axis in axes:
+            for step in PROBE_STEPS:
+                points = rows.X[top].copy()
+                for c in axis:
+                    points[:, c] = _step(rows.X[:, c], rows.X[index, c].max(), step)
+                points = np.unique(points, axis=0)  # without other features the largest runs coincide
+                X.append(points)
+                groups += [group] * len(points)
+    return _rows(np.vstack(X), groups, rows.y.shape[1])
+
+
+def _step(values: np.ndarray, largest: float, step: int) -> float:
+    low, high = float(values.min()), float(values.max())
+    if low > 0 and high >= 2 * low:
+        return largest * 2.0**step
+    return largest + 0.1 * step * (high - low)
+
+
+def _rows(X: np.ndarray, groups: list, n_targets: int) -> Rows:
+    return Rows(X, np.zeros((len(X), n_targets)), np.array(groups, dtype=object))
+
+
+# -- one campaign -----------------------------------------------------------------
+def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_path: Path,
+                        top_k: int = TOP_K, starting_laws: Sequence[str] = ()) -> dict:
+    """Run a campaign on ``task.training_view()``; the record described in the module doc.
+
+    The benchmark runs from the family library alone; ``starting_laws`` are for tests.
+    """
+    started = time.monotonic()
+    training = task.training_view()
+    with Archive(archive_path) as archive:
+        proposer = OfflineProposer(task.spec, seed=settings.seed)
+        campaign = Campaign(training, settings, archive, [(proposer, 1.0)], starting_laws=starting_laws)
+        result = campaign.run()
+        top = campaign.population.best(max(top_k, settings.finalists))  # the kept law is among them
+        search_folds = [archive.entry(m.law_id).diagnostics.get("folds", []) for m in top]
+    campaign_seconds = time.monotonic() - started
+    full = settings.full_fit()
+    thorough = replace(campaign.split, all_random_folds=True)
+    timeout = settings.candidate_timeout_s * len(thorough.fold_pairs(training))
+    with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
+        rescored = dict(pool.evaluate([m.law.text for m in top]))
+    probes = probe_rows(task)
+    laws = []
+    for rank, member in enumerate(top):
+        again = rescored[rank]
+        folds = [f.get("nmse") for f in again.diagnostics.get("folds", [])] if again.status == "ok" else []
+        law = parse_law(member.law.text, task.spec)
+        try:
+            fitter = LawFitter(law, full).fit(task.train)
+            predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
+            metrics = score(task.test.y, predicted, task.test.groups)
+            failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
+        except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
+            predicted = np.full(task.test.y.shape, np.nan)
+            at_probes = np.full((len(probes), task.test.y.shape[1]), np.nan)
+            metrics = Metrics.failure(len(task.test), f"{type(err).__name__}: {err}")
+            failed, reason = True, metrics.reason
+        laws.append({
+            "rank": rank, "formula": member.law.text, "key": member.law.key,
+            "complexity": member.complexity, "n_params": member.law.n_params,
+            "search": {"score": member.score, "nmse": member.validation_nmse,
+                       "folds": [f.get("nmse") for f in search_folds[rank]]},
+            "full": {"status": again.status, "reason": again.reason[:200],
+                     "nmse": again.validation.get("nmse") if again.status == "ok" else None,
+                     "worst": worst_fold(again.validation, again.diagnostics.get("folds", [])).get("nmse")
+                     if again.status == "ok" else None,
+                     "folds": folds},
+            "pseudo_test": {"r2": metrics.r2, "r2_clipped": metrics.clipped_r2, "nmse": metrics.nmse,
+                            "failed": failed, "reason": reason[:200]},
+            "test_predictions": predicted.tolist(),
+            "probe_predictions": at_probes.tolist(),
+        })
+    chosen_key = result.best.law.key if result.best is not None else None
+    chosen = next((i for i, law in enumerate(laws) if law["key"] == chosen_key), None)
+    return _finite({
+        "task": task.parent, "pseudo_task": task.name, "axis": task.axis, "seed": settings.seed,
+        "settings": {"budget": settings.budget, "minutes": settings.minutes, "workers": settings.workers,
+                     "finalists": settings.finalists, "final_folds": settings.final_folds,
+                     "simpler_tolerance": settings.simpler_tolerance, "simpler_ratio": settings.simpler_ratio,
+                     "top_k": top_k},
+        "n_train": len(task.train), "n_test": len(task.test), "dropped_diverged": task.dropped,
+        "warnings": list(task.warnings),
+        "evaluated": result.evaluated, "stop_reason": result.stop_reason,
+        "campaign_seconds": campaign_seconds, "seconds": time.monotonic() - started,
+        "targets": {"y": task.test.y.tolist(), "groups": [str(g) for g in task.test.groups]},
+        "train_target_std": np.std(task.train.y, axis=0).tolist(),
+        "probes": {"n": len(probes), "groups": [str(g) for g in probes.groups]},
+        "current_choice": {"index": chosen, "formula": result.best.law.text if result.best else None,
+                           "pseudo_test_r2": laws[chosen]["pseudo_test"]["r2_clipped"] if chosen is not None
+                           else -1.0},
+        "laws": laws,
+    })
+
+
+def _finite(value):
+    """The record with NaN and infinities as null (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# -- the benchmark ----------------------------------------------------------------
+def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
+                  output: Path, top_k: int = TOP_K, append: bool = False,
+                  log: Callable[[str], None] = print, load=load_task) -> list[dict]:
+    """Every (task, pseudo-task, seed) campaign; each record is appended to ``output`` as it finishes."""
+    records = []
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch, output.open("a" if append else "w", encoding="utf-8") as out:
+        for name in task_names:
+            made, skipped = plan_pseudo_tasks(load(name).training_view())
+            for line in skipped:
+                log(f"  {line}")
+            for pseudo in made:
+                for seed in seeds:
+                    path = Path(scratch) / f"{len(records)}.sqlite"
+                    record = run_pseudo_campaign(pseudo, settings.model_copy(update={"seed": seed}), path, top_k)
+                    out.write(json.dumps(record) + "\n")
+                    out.flush()
+                    records.append(record)
+                    row = summarize(record)
+                    log(f"  {pseudo.name} seed {seed}: current {row['current']:.3f}, best of top-{top_k} "
+                        f"{row['best']:.3f}, median {row['median']:.3f}, ρ {row['spearman']:+.2f} "
+                        f"({record['evaluated']} laws, {record['seconds']:.0f} s)")
+    return records
+
+
+def read_records(paths: Sequence[str | Path]) -> list[dict]:
+    """The records of one or more JSON-lines files."""
+    records = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            records += [json.loads(line) for line in handle if line.strip()]
+    return records
+
+
+def clipped(law: dict) -> float:
+    r2 = law["pseudo_test"]["r2_clipped"]
+    return -1.0 if r2 is None or law["pseudo_test"]["failed"] else float(r2)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN with under 3 points or no spread."""
+    if len(x) < 3:
+        return math.nan
+    rx, ry = _ranks(x), _ranks(y)
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def summarize(record: dict) -> dict:
+    """Current choice, best and median of the top-K, Spearman(−search score, pseudo-test R²)."""
+    r2 = [clipped(law) for law in record["laws"]]
+    if not r2:
+        return {"current": -1.0, "best": -1.0, "median": -1.0, "spearman": math.nan}
+    return {"current": float(record["current_choice"]["pseudo_test_r2"]), "best": max(r2),
+            "median": statistics.median(r2),
+            "spearman": spearman([-law["search"]["score"] for law in record["laws"]], r2)}
+
+
+def format_summary(records: Sequence[dict]) -> str:
+    """One line per (task, pseudo-task): means over seeds."""
+    by_pseudo: dict[str, list[dict]] = {}
+    for record in records:
+        by_pseudo.setdefault(record["pseudo_task"], []).append(summarize(record))
+    lines = [f"{'pseudo-task':52s} {'seeds':>5s} {'current':>8s} {'best':>7s} {'median':>7s} {'ρ':>6s}"]
+    for name, rows in by_pseudo.items():
+        rho = [r["spearman"] for r in rows if math.isfinite(r["spearman"])]
+        lines.append(f"{name:52s} {len(rows):5d} {statistics.fmean(r['current'] for r in rows):8.3f} "
+                     f"{statistics.fmean(r['best'] for r in rows):7.3f} "
+                     f"{statistics.fmean(r['median'] for r in rows):7.3f} "
+                     f"{(statistics.fmean(rho) if rho else math.nan):+6.2f}")
+    lines.append("pseudo-test R² clipped to [−1, 1]; current: the campaign's final choice; best, median: "
+                 "over the top-K laws by search score; ρ: Spearman(−search score, pseudo-test R²) over them")
+    return "\n".join(lines)
+
+
+def run_cli(args) -> int:
+    """``sld bench pseudo`` (flags in ``commands.bench_cmd``)."""
+    from sld.discovery.benchmarks import selection_study
+
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    for seed in args.seeds:
+        CampaignSettings(seed=seed)  # a bad seed fails now
+    names = args.tasks or curated_names()
+    for name in names:
+        load_task(name)  # an unknown name fails now, not after an hour of campaigns
+    output = Path(args.output)
+    print(f"offline campaigns on pseudo-tasks (library alone): budget {args.budget}, ≤ {args.minutes:g} min, "
+          f"{args.workers} workers, seeds {args.seeds}, top {args.top_k}; records to {output}", flush=True)
+    records = run_benchmark(names, args.seeds, settings, output, args.top_k, args.append,
+                            log=lambda s: print(s, flush=True))
+    print(format_summary(records), flush=True)
+    print(selection_study.format_study(selection_study.study(records)), flush=True)
+    return 0

@@ -1,0 +1,164 @@
+"""``sld discover``: run (or resume) a discovery campaign and report its law.
+
+The campaign machinery (fitter, SymPy, SciPy, proposers) is imported by the
+functions that run it, so registering the command costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import TYPE_CHECKING
+
+from sld.archive import DEFAULT_ARCHIVE, Archive
+from sld.discovery.cli import output
+from sld.discovery.proposers.build import add_llm_arguments, proposer_mode
+from sld.tasks import SLDError, Task, resolve_task
+
+if TYPE_CHECKING:
+    from sld.discovery.search.campaign import Progress
+    from sld.discovery.search.settings import CampaignSettings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "discover", help="run a discovery campaign on a task",
+        description="Evolve candidate laws on the training rows, select on the largest-scale "
+                    "training runs, then report the selected law's test metrics.")
+    parser.add_argument("task", nargs="?", help="curated task name (see `sld tasks`)")
+    parser.add_argument("--task-file", help="your own task's TOML file instead of a curated name")
+    parser.add_argument("--budget", type=int, help="candidates to evaluate (default 400)")
+    parser.add_argument("--minutes", type=float, help="wall-time budget in minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (0: in-process)")
+    parser.add_argument("--candidate-timeout", type=float, metavar="S",
+                        help="wall-clock safety net per candidate in a worker, in seconds (default 60); "
+                        "fits are bounded by work, so only a hung candidate meets it")
+    parser.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE})")
+    parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
+    parser.add_argument("--seed-human-laws", action="store_true",
+                        help="also start from the task's published human laws")
+    parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_llm_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sld.discovery.discover import discover
+    from sld.discovery.proposers.build import llm_config
+
+    task = resolve_task(args.task, args.task_file)
+    settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
+    with Archive(args.archive, create=not args.resume) as archive:
+        resume = None
+        if settings is None:
+            resume, settings = _resumed_settings(args, task, archive)
+        llm = llm_config(settings, args)  # refuse unusable LLM settings before creating the campaign
+        output.warn_about(task)
+        with _ProgressBar(settings, quiet=args.quiet) as on_progress:
+            result = discover(task, settings, archive=archive, llm=llm, resume=resume, on_progress=on_progress,
+                              save_prompts_dir=getattr(args, "save_prompts", None))
+    document = {**result.to_dict(), "candidate_timeout_s": settings.candidate_timeout_s}
+    if args.json:
+        output.print_json(document)
+    else:
+        _print_report(document)
+    return 0
+
+
+def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, CampaignSettings]:
+    from sld.discovery.search.settings import CampaignSettings
+
+    previous = archive.latest_campaign(task.name)
+    if previous is None:
+        raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
+    update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
+    # Validated again (model_copy would not check): a resumed budget obeys the same bounds.
+    return previous.id, CampaignSettings.model_validate({**previous.settings, **update})
+
+
+def _new_settings(args) -> CampaignSettings:
+    from sld.discovery.search.settings import CampaignSettings
+
+    overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
+    if args.candidate_timeout is not None:
+        overrides["candidate_timeout_s"] = args.candidate_timeout
+    if args.budget is not None:
+        overrides["budget"] = args.budget
+    if args.minutes is not None:
+        overrides["minutes"] = args.minutes
+    overrides["proposer"] = proposer_mode(args)
+    if getattr(args, "llm_share", None) is not None:
+        overrides["llm_share"] = args.llm_share
+    return CampaignSettings(**overrides)
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr showing the best validation R² so far."""
+
+    def __init__(self, settings: CampaignSettings, quiet: bool) -> None:
+        self.settings, self.quiet = settings, quiet
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+        from rich.console import Console
+
+        self.bar = Bar(TextColumn("[bold]discover"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), TextColumn("{task.description}"),
+                       console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.handle = self.bar.add_task("", total=self.settings.budget)
+
+        def update(progress: Progress) -> None:
+            stage = "" if progress.stage == "search" else f"  [{progress.stage}]"
+            self.bar.update(self.handle, completed=progress.evaluated,
+                            description=f"best validation R² {progress.best_validation_r2:.4f}{stage}")
+        return update
+
+    def __exit__(self, *exc_info) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+
+def _print_report(document: dict) -> None:
+    out = sys.stdout
+    print(f"\ntask {document['task']}: evaluated {document['evaluated']} laws in "
+          f"{document['seconds']} s (campaign {document['campaign']}, stopped on {document['stop']})", file=out)
+    if document["timed_out"]:
+        print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
+              "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
+    print(f"\nselected law (id {document['law_id']}, validation R² {document['validation']['r2']:.4f}):", file=out)
+    print("  " + document["formula"].replace("\n", "\n  "), file=out)
+    params = document["params"]
+    for group in list(params)[:6]:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in params[group].items())
+        print(f"  [{group}] {values}", file=out)
+    if len(params) > 6:
+        print(f"  ... and {len(params) - 6} more groups (see --json)", file=out)
+    test = document["test"]
+    line = f"\ntest:  R² {_fmt(test['r2'])}  NMSE {_fmt(test['nmse'])}  NMAE {_fmt(test['nmae'])}"
+    print(line, file=out)
+    human = document.get("human")
+    if human:
+        print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
+              f"   ({human['name']}: {human['formula'].splitlines()[-1][:60]})", file=out)
+    if document["proposer"] != "offline":
+        print(_llm_line(document), file=out)
+
+
+def _llm_line(document: dict) -> str:
+    """What the language model did; says so when it was never called (its endpoint then went untested)."""
+    llm = document["llm"]
+    if llm["calls"] == 0:
+        return (f"\nllm: not called before the campaign stopped ({document['stop']}), so its endpoint "
+                "went untested; raise --budget or --minutes to give the model a turn")
+    return (f"\nllm: {llm['calls']} calls, {llm['prompt_tokens']} prompt + "
+            f"{llm['completion_tokens']} completion tokens, ${llm['cost_usd']:.4f}")
+
+
+def _fmt(value) -> str:
+    return "failed" if value is None or not math.isfinite(value) else f"{value:.4f}"
