@@ -38,9 +38,9 @@ _EXPORTS = {
     "discover": "sld.discovery.discover",
     "DiscoveryResult": "sld.discovery.discover",
     "OfflineProposer": "sld.discovery.proposers.offline.proposer",
-    "to_latex": "sld.archive.export",
-    "to_sympy": "sld.archive.export",
-    "to_python": "sld.archive.export",
+    "to_latex": "sld.evaluators.rendering",
+    "to_sympy": "sld.evaluators.rendering",
+    "to_python": "sld.evaluators.rendering",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,7 +21,8 @@ import ast
 import difflib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import sympy
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,6 +132,7 @@ class Law:
     key: str
     complexity: int
     reductions: tuple[str, ...] = ()
+    spec: TaskSpec | None = field(default=None, compare=False, repr=False)  # what it was parsed against
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -139,6 +141,31 @@ class Law:
     @property
     def n_params(self) -> int:
         return len(self.params)
+
+    # Renderings (``sld.evaluators.rendering``); ``params`` maps each parameter to one group's value.
+    def to_latex(self, params: Mapping[str, float] | None = None, digits: int = 4) -> str:
+        """One ``target = expression`` LaTeX line per target, with ``params`` substituted if given."""
+        from sld.evaluators.rendering import to_latex
+
+        return to_latex(self, self._parsed_spec(), params, digits)
+
+    def to_sympy(self, params: Mapping[str, float] | None = None) -> str:
+        """Python source that rebuilds the law's SymPy expressions node by node (no string parsing)."""
+        from sld.evaluators.rendering import to_sympy
+
+        return to_sympy(self, self._parsed_spec(), params)
+
+    def to_python(self, params: Mapping[str, float] | None = None,
+                  fitted: Mapping[str, Mapping[str, float]] | None = None, group: str | None = None) -> str:
+        """Source of a NumPy-only module defining ``law(<features>[, params])``."""
+        from sld.evaluators.rendering import to_python
+
+        return to_python(self, self._parsed_spec(), params, fitted, group)
+
+    def _parsed_spec(self) -> TaskSpec:
+        if self.spec is None:
+            raise FormulaError("this law was built without its task spec; parse it with parse_law(text, spec)")
+        return self.spec
 
 
 def normalize_text(text: str) -> str:
@@ -194,6 +221,7 @@ def parse_law(text: str, spec: TaskSpec, limits: FormulaLimits | None = None) ->
         key=canonical_key(tuple(outputs), ordered),
         complexity=complexity,
         reductions=notes,
+        spec=spec,
     )
 
 

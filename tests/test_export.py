@@ -18,16 +18,9 @@ import pytest
 import sympy
 
 from sld.archive import Archive, ArchiveError, NewEntry
-from sld.archive.export import (
-    export_entry,
-    rebuild_code,
-    safe_names,
-    spec_for_campaign,
-    to_json,
-    to_latex,
-    to_python,
-    to_sympy,
-)
+from sld.archive.export import export_entry, spec_for_campaign, to_json
+from sld.evaluators.formula import FormulaError
+from sld.evaluators.rendering import rebuild_code, safe_names, to_latex, to_python, to_sympy
 from sld.discovery.cli import app as cli
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import parse_law
@@ -248,7 +241,7 @@ def test_export_errors_name_the_fix(archive_with_law):
     assert json.loads(export_entry(bad, spec, "json"))["status"] == "rejected"
     with pytest.raises(ArchiveError, match="unknown export format"):
         export_entry(entry, spec, "mathml")
-    with pytest.raises(ArchiveError, match="no value for parameter"):
+    with pytest.raises(FormulaError, match="no value for parameter"):
         to_python(parse_law("A*N", spec), spec, params={})
 
 
@@ -285,3 +278,21 @@ def test_entry_dataclass_fields_survive_export(archive_with_law):
                                                              "generation", "island", "rationale",
                                                              "train", "validation", "score", "llm_call_id"}
     assert names <= set(document)
+
+
+def test_a_parsed_law_renders_itself_as_the_functions_do(make_spec):
+    spec = make_spec()
+    law = parse_law("E + A/N**alpha", spec)
+    values = {"A": 2.0, "E": 0.5, "alpha": 0.3}
+    assert law.to_latex(values) == to_latex(law, spec, values)
+    assert law.to_sympy() == to_sympy(law, spec)
+    assert law.to_python(values, group="g") == to_python(law, spec, params=values, group="g")
+    namespace = run_source(law.to_python(values))
+    tokens = np.array([1.0, 2.0])  # D: in the spec, not in the law
+    assert namespace["law"](np.array([10.0, 100.0]), tokens) == pytest.approx(0.5 + 2.0 / np.array([10.0, 100.0]) ** 0.3)
+
+
+def test_a_law_built_without_its_spec_says_how_to_get_one(make_spec):
+    law = dataclasses.replace(parse_law("E + A/N", make_spec()), spec=None)
+    with pytest.raises(FormulaError, match="parse_law"):
+        law.to_latex()
