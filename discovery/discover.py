@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sld.archive import Archive, LLMUsage
+from sld.discovery.search.backend import require_backend
 from sld.discovery.search.campaign import Campaign, CampaignResult, Progress
 from sld.discovery.proposers.build import build_proposers
 from sld.discovery.search.settings import CampaignSettings
@@ -96,6 +97,7 @@ def discover(
     ``compare_with_human``: also fit the task's best published human law for the report.
     """
     settings = settings or CampaignSettings()
+    require_backend(settings)  # Ray not installed: one line now, before a campaign is created
     with _opened(archive) as store:
         if resume is not None:
             record = store.campaign(resume)
@@ -165,9 +167,13 @@ def _opened(archive: Archive | str | os.PathLike | None):
 
 
 def _changed(settings: CampaignSettings) -> dict:
-    """The budget and time a resumed campaign may change (validated again with the stored settings)."""
+    """What a resumed campaign takes from the given settings (validated again with the stored ones).
+
+    The budget and time, if given; and where it runs, always (the backend is not archived).
+    """
     given = settings.model_dump(exclude_unset=True)
-    return {key: given[key] for key in ("budget", "minutes") if key in given}
+    return {**{key: given[key] for key in ("budget", "minutes") if key in given},
+            "backend": settings.backend, "ray_address": settings.ray_address}
 
 
 def _human_bar(task: Task, settings: CampaignSettings) -> dict | None:

@@ -1,4 +1,4 @@
-"""`sld` starts without its heavy dependencies: SymPy, SciPy and openai load only where used.
+"""`sld` starts without its heavy dependencies: SymPy, SciPy, openai and Ray load only where used.
 
 Each check runs in a fresh interpreter, since this test process has long
 imported everything.  Start-up times are in the README, not asserted here.
@@ -15,7 +15,7 @@ import pytest
 from sld.discovery.cli.commands.eval_cmd import CAMPAIGN_OUTLIER_FENCE
 from sld.discovery.search.settings import CampaignSettings
 
-HEAVY = ("sympy", "scipy", "openai")
+HEAVY = ("sympy", "scipy", "openai", "ray")
 COMMANDS = ("tasks", "eval", "baselines", "discover", "archive", "bench")
 
 # Runs `sld ARGV...` in-process (so sys.modules can be read after), then prints the heavy modules it loaded.

@@ -9,7 +9,10 @@ figure.  A human law whose constants were fitted on the test rows too is not
 the bar (its R² is interpolation); where one scores higher, the table says so
 in a footnote and counts the wins against it as well.  It also measures
 throughput (candidates evaluated per second) with one and with two worker
-processes on the same task in the same run.
+processes on the same task in the same run, and with ``--backend ray`` the same
+campaign's throughput on Ray against the local pool, in the same run.  On Ray
+the evaluation workers are Ray actors; the campaigns themselves run one after
+another on the driver, all on one Ray connection.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sld.discovery.discover import discover
+from sld.discovery.search.backend import backend_session, require_backend
 from sld.discovery.search.scoring import best_result, human_law_fits
 from sld.discovery.search.settings import CampaignSettings
 from sld.tasks import SLDError, curated_names, load_task
@@ -91,15 +95,27 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
     return outcomes
 
 
-def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> dict[int, float]:
-    """Candidates evaluated per second with 1 and 2 workers, same task, same run."""
+def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> dict[int | str, float]:
+    """Candidates evaluated per second with 1 and 2 local workers, same task, same run.
+
+    With ``settings.backend == "ray"`` also ``rates["ray"]``: the same campaign on
+    ``settings.workers`` Ray workers (inside ``backend_session``, so Ray's own
+    start-up is not counted; its actors' start-up is, as the pool's is), and
+    ``rates["local"]``, the local pool with as many workers.
+    """
+    runs: dict[int | str, CampaignSettings] = {
+        workers: settings.model_copy(update={"workers": workers, "backend": "local", "ray_address": None})
+        for workers in (1, 2)}
+    if settings.backend == "ray":
+        runs["local"] = runs[1].model_copy(update={"workers": settings.workers})
+        runs["ray"] = settings
     rates = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for workers in (1, 2):
-            run_settings = settings.model_copy(update={"workers": workers, "budget": budget, "minutes": None})
+        for label, run_settings in runs.items():
+            run_settings = run_settings.model_copy(update={"budget": budget, "minutes": None})
             start = time.perf_counter()
-            _, _, _, evaluated = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{workers}.sqlite")
-            rates[workers] = evaluated / (time.perf_counter() - start)
+            _, _, _, evaluated = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{label}.sqlite")
+            rates[label] = evaluated / (time.perf_counter() - start)
     return rates
 
 
@@ -143,7 +159,9 @@ def default_tasks() -> list[str]:
 def run_cli(args) -> int:
     """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
+                                backend=args.backend, ray_address=args.ray_address,
                                 **({"final_choice": args.final_choice} if args.final_choice else {}))
+    require_backend(settings)
     for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
         CampaignSettings(seed=seed)
     names = args.tasks or default_tasks()
@@ -151,14 +169,19 @@ def run_cli(args) -> int:
         if name:
             load_task(name)  # an unknown name fails now, not after an hour of campaigns
     modes = {"library": [False], "human": [True], "both": [False, True]}[args.mode]
-    for with_human in modes:
-        title = ("with the human law as a starting point" if with_human else "from the family library alone")
-        print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
-              f"{args.workers} workers, seeds {args.seeds}, final choice {settings.final_choice!r}", flush=True)
-        outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
-        print(format_table(outcomes, f"test R² ({title})"), flush=True)
-    if args.throughput_task:
-        rates = throughput(args.throughput_task, settings)
-        print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
-              f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
+    with backend_session(settings):  # on Ray: one connection for every campaign
+        for with_human in modes:
+            title = ("with the human law as a starting point" if with_human else "from the family library alone")
+            print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
+                  f"{args.workers} workers ({settings.backend}), seeds {args.seeds}, "
+                  f"final choice {settings.final_choice!r}", flush=True)
+            outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
+            print(format_table(outcomes, f"test R² ({title})"), flush=True)
+        if args.throughput_task:
+            rates = throughput(args.throughput_task, settings)
+            print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
+                  f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
+            if "ray" in rates:
+                print(f"on Ray with {settings.workers} workers: {rates['ray']:.2f} candidates/s against "
+                      f"{rates['local']:.2f} on the local pool ({rates['ray'] / rates['local']:.2f}×)", flush=True)
     return 0

@@ -4,9 +4,10 @@ A ``Campaign`` works on a ``TrainingTask``, which has no test rows, so nothing
 in the loop can select on them.  Each round, every island picks parents by
 tournament, the proposers write children, children already seen (same
 canonical key) are skipped for free, the rest are fitted and scored on the
-validation rows in worker processes, and every result is committed to the
-archive at once, so a campaign killed at any moment resumes with every
-finished evaluation intact and none evaluated twice.
+validation rows in worker processes (the local pool, or Ray actors: see
+``backend.py``), and every result is committed to the archive at once, so a
+campaign killed at any moment resumes with every finished evaluation intact
+and none evaluated twice.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sld.discovery.search.population import Member, Population
 from sld.discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
 from sld.discovery.search.selection import Finalist, choose_finalist, selection_score, worst_fold
 from sld.discovery.search.settings import CampaignSettings
-from sld.discovery.search.workers import CandidateResult, EvaluationPool
+from sld.discovery.search.backend import CandidateResult, EvaluationBackend, open_backend
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import law_to_text
 from sld.evaluators.validation import ValidationSplit
@@ -143,8 +144,7 @@ class Campaign:
         self.archive.set_status(self.campaign_id, "running")
         stop_reason = "budget"
         try:
-            with EvaluationPool(self.task, self.split, self.settings.fit,
-                                self.settings.workers, self.settings.candidate_timeout_s) as pool:
+            with open_backend(self.task, self.split, self.settings) as pool:
                 self._evaluate(pool, self._initial_proposals(), generation=0, deadline=deadline)
                 idle = 0
                 while True:
@@ -173,7 +173,7 @@ class Campaign:
                               self.rejected, time.monotonic() - start, stop_reason, self.timed_out,
                               tuple(self.finalists))
 
-    def _final_choice(self, pool: EvaluationPool) -> Member | None:
+    def _final_choice(self, pool: EvaluationBackend) -> Member | None:
         """Keep the best law by search score, or re-score the finalists and choose among them.
 
         With ``final_choice='rescored'`` the best few laws are re-scored with full-effort fits;
@@ -255,7 +255,7 @@ class Campaign:
         return out
 
     # -- evaluation ------------------------------------------------------------
-    def _evaluate(self, pool: EvaluationPool, proposals: list[tuple[Proposal, int]],
+    def _evaluate(self, pool: EvaluationBackend, proposals: list[tuple[Proposal, int]],
                   generation: int, deadline: float) -> int:
         """Parse, deduplicate and evaluate (proposal, island) pairs; returns how many were evaluated."""
         batch: list[tuple[Proposal, int, Law]] = []
@@ -275,13 +275,15 @@ class Campaign:
             batch.append((proposal, island, law))
         if not batch or time.monotonic() >= deadline:
             return 0
-        finished: dict[int, Member | None] = {}
+        finished: dict[int, Member | Failure] = {}
         for slot, result in pool.evaluate([law.text for _, _, law in batch]):
             proposal, island, law = batch[slot]
             finished[slot] = self._record_result(proposal, island, law, result, generation, slot)
-        for slot in sorted(finished):  # population order independent of worker timing
-            if finished[slot] is not None:
+        for slot in sorted(finished):  # population and failures independent of worker timing
+            if isinstance(finished[slot], Member):
                 self.population.add(finished[slot])
+            else:
+                self.failures = (self.failures + [finished[slot]])[-_RECENT_FAILURES:]
         return len(batch)
 
     def _as_reduced(self, law: Law) -> Law:
@@ -299,7 +301,8 @@ class Campaign:
         return replace(reduced, reductions=law.reductions) if reduced.key == law.key else law
 
     def _record_result(self, proposal: Proposal, island: int, law: Law, result: CandidateResult,
-                       generation: int, slot: int) -> Member | None:
+                       generation: int, slot: int) -> Member | Failure:
+        """Archive one result at once; returns the new member, or the failure for the proposers."""
         score = selection_score(result.validation, law.complexity, self.settings.complexity_penalty) \
             if result.status == "ok" else None
         condition = result.diagnostics.get("condition", 1.0)
@@ -330,10 +333,8 @@ class Campaign:
         if score is not None:
             member = self._member(law_id, law, score, result.validation, result.params, island,
                                   proposal.proposer, proposal.rationale)
-        else:
-            self.failures = (self.failures + [Failure(law.text, reason)])[-_RECENT_FAILURES:]
         self._report(member)
-        return member
+        return member if member is not None else Failure(law.text, reason)
 
     def _record_rejection(self, proposal: Proposal, island: int, reason: str) -> None:
         self.rejected += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sld.evaluators.fitting import FitOptions
 
@@ -20,6 +20,14 @@ class CampaignSettings(BaseModel):
     workers: int = Field(default=2, ge=0, description="worker processes; 0 evaluates in-process")
     candidate_timeout_s: float = Field(default=60.0, gt=0, description="wall-clock safety net per candidate "
                                        "in a worker (a hung fit); a candidate cut off is recorded as timed out")
+    # Where the candidates run changes how fast a campaign goes, never what it finds: not archived
+    # (exclude), so a campaign resumes on whichever backend it is given (the local pool by default).
+    backend: Literal["local", "ray"] = Field(default="local", exclude=True, description="where candidates "
+                                             "are evaluated: 'local' worker processes, or 'ray' actors "
+                                             "(the optional extra: pip install 'sld[ray]')")
+    ray_address: str | None = Field(default=None, exclude=True, description="the Ray cluster to join "
+                                    "('auto': the one `ray start` runs here); None starts a local Ray "
+                                    "instance of `workers` CPUs")
     islands: int = Field(default=4, ge=1)
     children_per_island: int = Field(default=4, ge=1, description="proposals per island per round")
     island_size: int = Field(default=24, ge=2, description="members kept per island")
@@ -62,6 +70,20 @@ class CampaignSettings(BaseModel):
                                      "best final score may replace it if it is much simpler")
     simpler_ratio: float = Field(default=0.7, gt=0, le=1, description="at most this share of the best "
                                  "finalist's complexity counts as much simpler (1: any simpler law)")
+
+    @field_validator("backend")
+    @classmethod
+    def _ray_needs_workers(cls, backend: str, info: ValidationInfo) -> str:
+        if backend == "ray" and info.data.get("workers") == 0:
+            raise ValueError("the Ray backend evaluates in Ray workers: give workers >= 1")
+        return backend
+
+    @field_validator("ray_address")
+    @classmethod
+    def _address_needs_ray(cls, address: str | None, info: ValidationInfo) -> str | None:
+        if address is not None and info.data.get("backend") != "ray":
+            raise ValueError("a Ray address needs backend 'ray' (--backend ray)")
+        return address
 
     @model_validator(mode="before")
     @classmethod

@@ -1,10 +1,11 @@
-"""Evaluating candidates in worker processes, with a hard per-candidate timeout.
+"""The local backend: evaluating candidates in worker processes, with a hard per-candidate timeout.
 
 A fit can hang or eat memory on a pathological law; the loop must not.  Each
 worker is a long-lived process that parses, fits and scores formulas sent to
 it over a pipe.  A worker that overruns its deadline is killed and replaced,
-and its candidate is reported as failed.  With ``workers=0`` candidates are
-evaluated in the calling process (handy in tests; no hard timeout).
+and its candidate is reported as timed out.  With ``workers=0`` candidates are
+evaluated in the calling process (handy in tests; no hard timeout).  The base
+class, ``evaluate_formula`` and ``CandidateResult`` are in ``backend.py``.
 """
 
 from __future__ import annotations
@@ -13,57 +14,20 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
-from sld.evaluators.evaluate import evaluate_on_validation
+from sld.discovery.search.backend import (CandidateResult, EvaluationBackend, WorkerStartError,
+                                          evaluate_formula, timed_out)
 from sld.evaluators.fitting import FitOptions
-from sld.evaluators.formula import FormulaError, parse_law
 from sld.evaluators.validation import ValidationSplit
-from sld.tasks import SLDError, TrainingTask
+from sld.tasks import TrainingTask
+
+__all__ = ["CandidateResult", "EvaluationPool", "WorkerStartError", "evaluate_formula"]
 
 _MEMORY_LIMIT_BYTES = 4 << 30
 _STARTUP_TIMEOUT_S = 120.0
 _READY = "ready"
-
-
-class WorkerStartError(SLDError):
-    """A worker process died or hung before it could take its first formula."""
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """What a worker reports for one formula (validation only; no test rows exist here)."""
-
-    status: str  # "ok", "failed", or "timed_out" (cut off by the wall-clock safety net)
-    reason: str = ""
-    params: dict[str, dict[str, float]] = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    validation: dict = field(default_factory=dict)
-    diagnostics: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-
-def evaluate_formula(formula: str, task: TrainingTask, split: ValidationSplit, options: FitOptions) -> CandidateResult:
-    """Parse, fit on the fit rows and score on the validation rows."""
-    start = time.perf_counter()
-    try:
-        law = parse_law(formula, task.spec)
-        result = evaluate_on_validation(law, task, split, options)
-    except FormulaError as err:
-        return CandidateResult("failed", reason=str(err), seconds=time.perf_counter() - start)
-    except Exception as err:  # a fit must never take the campaign down
-        return CandidateResult("failed", reason=f"{type(err).__name__}: {err}"[:300],
-                               seconds=time.perf_counter() - start)
-    return CandidateResult(
-        status="failed" if result.failed else "ok",
-        reason=result.reason,
-        params=result.params,
-        train=result.fit.to_dict(with_groups=False),
-        validation=result.held_out.to_dict(),
-        diagnostics=result.diagnostics,
-        seconds=time.perf_counter() - start,
-    )
 
 
 def _worker_main(connection: Connection, task: TrainingTask, split: ValidationSplit, options: FitOptions) -> None:
@@ -100,13 +64,12 @@ class _Worker:
     deadline: float = 0.0
 
 
-class EvaluationPool:
-    """Evaluates formulas in parallel worker processes; use as a context manager."""
+class EvaluationPool(EvaluationBackend):
+    """Evaluates formulas in parallel worker processes (the local backend); use as a context manager."""
 
     def __init__(self, task: TrainingTask, split: ValidationSplit, options: FitOptions,
                  workers: int, timeout_s: float) -> None:
-        self.task, self.split, self.options = task, split, options
-        self.n_workers, self.timeout_s = workers, timeout_s
+        super().__init__(task, split, options, workers, timeout_s)
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
 
@@ -122,9 +85,6 @@ class EvaluationPool:
             self.close()
             raise
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def close(self) -> None:
         for worker in self._workers:
@@ -187,11 +147,7 @@ class EvaluationPool:
     def evaluate(self, formulas: list[str], split: ValidationSplit | None = None,
                  options: FitOptions | None = None, timeout_s: float | None = None,
                  ) -> Iterator[tuple[int, CandidateResult]]:
-        """Yield ``(index, result)`` for each formula, in order of completion.
-
-        ``split``, ``options`` and ``timeout_s`` replace the pool's own for this call
-        (the campaign's final choice re-scores its finalists in the same workers).
-        """
+        """See ``EvaluationBackend.evaluate``; with ``workers=0``, in this process and in order."""
         timeout_s = timeout_s or self.timeout_s
         if self.n_workers == 0:
             for index, formula in enumerate(formulas):
@@ -223,8 +179,4 @@ class EvaluationPool:
                     index = worker.job[0]
                     self._restart(worker)
                     busy.remove(worker)
-                    yield index, CandidateResult(
-                        "timed_out", reason=f"timed out: evaluation exceeded the {timeout_s:g} s "
-                        "wall-clock safety net per candidate (candidate_timeout_s)",
-                        diagnostics={"timed_out": True}, seconds=timeout_s,
-                    )
+                    yield index, timed_out(timeout_s)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sld.discovery.cli import output
+from sld.discovery.cli.commands.discover_cmd import add_backend_arguments
 from sld.tasks import HumanLaw, SLDError, Task, curated_names, load_task
 
 if TYPE_CHECKING:
@@ -155,7 +156,9 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-choice", choices=("search", "rescored"),
                         help="how each campaign chooses its law (default: the campaign default)")
     parser.add_argument("--throughput-task", default="sft_scaling_law",
-                        help="task for the 1-vs-2-worker throughput figure ('' to skip)")
+                        help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "
+                        "Ray-vs-local one ('' to skip)")
+    add_backend_arguments(parser)
 
 
 def _run_discover(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--candidate-timeout", type=float, metavar="S",
                         help="wall-clock safety net per candidate in a worker, in seconds (default 60); "
                         "fits are bounded by work, so only a hung candidate meets it")
+    add_backend_arguments(parser)
     parser.add_argument("--archive", default=DEFAULT_ARCHIVE, help=f"SQLite archive (default {DEFAULT_ARCHIVE})")
     parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
     parser.add_argument("--seed-human-laws", action="store_true",
@@ -45,12 +46,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--ray-address`` (also on ``sld bench discover``)."""
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where candidates are evaluated: local worker processes (default) or Ray "
+                        "actors (pip install 'sld[ray]'); not stored, so --resume takes it again")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="Ray cluster to join ('auto': the one `ray start` runs here); default: "
+                        "start a local Ray instance of --workers CPUs")
+
+
+def backend_settings(args: argparse.Namespace) -> dict:
+    """The settings ``--backend`` and ``--ray-address`` give."""
+    return {"backend": args.backend, **({"ray_address": args.ray_address} if args.ray_address else {})}
+
+
 def run(args: argparse.Namespace) -> int:
     from sld.discovery.discover import discover
     from sld.discovery.proposers.build import llm_config
+    from sld.discovery.search.backend import require_backend
 
     task = resolve_task(args.task, args.task_file)
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
+    if settings is not None:
+        require_backend(settings)  # so does --backend ray without Ray installed
     with Archive(args.archive, create=not args.resume) as archive:
         resume = None
         if settings is None:
@@ -75,6 +94,7 @@ def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, Campaign
     if previous is None:
         raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
     update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
+    update |= backend_settings(args)  # where it runs is not stored with the campaign
     # Validated again (model_copy would not check): a resumed budget obeys the same bounds.
     return previous.id, CampaignSettings.model_validate({**previous.settings, **update})
 
@@ -82,7 +102,8 @@ def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, Campaign
 def _new_settings(args) -> CampaignSettings:
     from sld.discovery.search.settings import CampaignSettings
 
-    overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws}
+    overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws,
+                 **backend_settings(args)}
     if args.candidate_timeout is not None:
         overrides["candidate_timeout_s"] = args.candidate_timeout
     if args.budget is not None:
