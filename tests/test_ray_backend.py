@@ -7,9 +7,13 @@ is not installed (``pip install -e '.[ray]'``; ``.ci/run`` installs it).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +61,16 @@ def test_a_seeded_campaign_on_ray_archives_the_same_laws_as_on_the_local_pool(ra
     assert sum(row[2] != "rejected" for row in on_ray) == SETTINGS["budget"]
     assert max(row[0] for row in on_ray) >= 1, "children were bred and evaluated"
     assert on_ray == local_laws
+
+
+def _count_evaluated(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM evaluations WHERE status != 'rejected'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:
@@ -120,3 +134,28 @@ def test_a_hung_candidate_is_cut_off_at_its_timeout_and_its_worker_replaced(ray_
     assert results[0].status == "ok", results[0].reason  # the replaced worker goes on
     assert results[0].validation["nmse"] > 0
     assert backend.reruns == 0  # a timed-out candidate is not run again
+
+
+def test_a_campaign_on_ray_resumes_after_its_driver_is_killed(tmp_path):
+    path = tmp_path / "campaign.sqlite"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sld.discovery.cli", "discover", TASK, "--backend", "ray", "--workers", "1",
+         "--budget", "40", "--archive", str(path), "--quiet", "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while _count_evaluated(path) < 8 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "campaign ended before it could be killed: " + process.stderr.read().decode()[-500:]
+    os.killpg(process.pid, signal.SIGKILL)  # the driver, mid-run (its Ray instance goes with it)
+    process.wait()
+    with Archive(path) as archive:
+        before = archive.entries(archive.latest_campaign(TASK).id)
+    resumed = subprocess.run([sys.executable, "-m", "sld.discovery.cli", "discover", TASK, "--resume",
+                              "--archive", str(path), "--quiet", "--json"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with Archive(path) as archive:
+        after = {e.id: e for e in archive.entries(archive.latest_campaign(TASK).id)}
+    assert all(after[e.id].score == e.score for e in before)  # nothing finished before the kill was lost
+    keys = [e.key for e in after.values() if e.key is not None]
+    assert len(keys) == len(set(keys)) == json.loads(resumed.stdout)["evaluated"]
