@@ -418,6 +418,15 @@ class Archive:
             cost_usd=float(row[4]), latency_s=float(row[5]),
         )
 
+    def llm_models(self, campaign_id: int) -> dict[str, int]:
+        """How many calls the campaign made to each model, most-called first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT model, count(*) AS calls FROM llm_calls WHERE campaign_id = ? "
+                "GROUP BY model ORDER BY calls DESC, model", (campaign_id,),
+            ).fetchall()
+        return {row["model"]: int(row["calls"]) for row in rows}
+
 
 class _Point:
     """Just what the Pareto front needs, so only the winners are loaded in full."""

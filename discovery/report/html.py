@@ -1,19 +1,23 @@
-"""``sld report``'s document: one self-contained HTML file about one fitted law.
+"""``sld report``'s document: one self-contained HTML file about a fitted law or a campaign.
 
 Sections: the law (typeset with matplotlib's mathtext from ``sympy.latex``,
 the formula text beside it), its parameters with bootstrap intervals, its
-metrics beside the best human law's (``discovery.report.best_human_law``),
+metrics beside the best human law's (``discovery.search.scoring.best_human_law``),
 per group the runs against each scale feature with the fitted curve carried
 beyond the runs and its interval band (small multiples, at most
 ``MAX_GROUPS`` groups), residuals against each scale feature, and predicted
-against observed.  Images are base64 PNG (``discovery.report_plots``), styles
-are inline, and nothing refers to a URL, so the file can be mailed or archived
-as it is.  Jinja2 renders it with autoescaping on.
+against observed.  A campaign's report adds its summary and the campaign
+sections (``campaign_page``: the search, the front, the finalists, the
+lineage, the LLM calls).  Images are base64 PNG (``plots``), styles are
+inline, and nothing refers to a URL, so the file can be mailed or archived as
+it is.  Jinja2 renders ``templates/report.html`` (which includes
+``templates/campaign.html``) with autoescaping on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -39,78 +43,12 @@ class GroupSection:
     panels: list[Panel] = field(default_factory=list)
 
 
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>sld report: {{ task }}</title>
-<style>
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1320px;
-       color: #222; line-height: 1.45; padding: 0 1em; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em;
-     border-bottom: 1px solid #ddd; padding-bottom: 0.2em; } h3 { font-size: 1em; margin: 1em 0 0.3em; }
-.meta { color: #666; font-size: 0.9em; }
-code, pre { font-family: Menlo, Consolas, monospace; font-size: 0.9em; background: #f5f5f5; padding: 0.1em 0.3em; }
-pre { padding: 0.6em; white-space: pre-wrap; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; } th { background: #f3f3f3; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.grid { display: flex; flex-wrap: wrap; gap: 1em; } figure { margin: 0; }
-figure img { max-width: 440px; display: block; } .compact figure img { max-width: 310px; }
-.compact .group h3 { font-size: 0.8em; } figcaption { font-size: 0.78em; color: #555; max-width: 440px; }
-.group { border: 1px solid #eee; padding: 0.5em; border-radius: 4px; }
-.note { color: #8a5a00; font-size: 0.9em; }
-</style></head><body>
-<h1>{{ formula_text }}</h1>
-<p class="meta">task <b>{{ task }}</b> · {{ n_params }} parameter(s) fitted per group ({{ options.space }} space,
-{{ options.loss }} loss{% if options.outlier_fence %}, outlier fence {{ options.outlier_fence }} IQR{% endif %},
-seed {{ options.seed }}) · {{ level_pct }} intervals from {{ resamples }} bootstrap resamples of the training runs
-within each group · {{ n_train }} training and {{ n_test }} test runs</p>
+TEMPLATES = Path(__file__).with_name("templates")  # report.html, and campaign.html for a campaign's report
+FITTED_SECTIONS = (("law", "law"), ("parameters", "parameters"), ("metrics", "metrics"),
+                   ("groups", "runs per group"), ("residuals", "residuals"), ("observed", "predicted vs observed"))
+CAMPAIGN_SECTIONS = (("search", "search"), ("front", "score vs complexity"), ("finalists", "finalists"),
+                     ("lineage", "lineage"), ("llm", "LLM calls"))
 
-<section id="law"><h2>The law</h2>
-{% if formula_image %}<img alt="{{ formula_text }}" src="{{ formula_image }}">{% endif %}
-<pre>{{ formula_text }}</pre>
-{% for note in reductions %}<p class="note">reduced: {{ note }}</p>{% endfor %}
-</section>
-
-<section id="parameters"><h2>Parameters</h2>
-<p class="meta">value, and in brackets the {{ level_pct }} bootstrap interval (percentiles of the refitted values)</p>
-<table><tr><th>group</th>{% for p in param_names %}<th>{{ p }}</th>{% endfor %}</tr>
-{% for row in param_rows %}<tr><td>{{ row.group }}</td>{% for cell in row.cells %}<td class="num">{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</table>
-{% if hidden_groups %}<p class="meta">… and {{ hidden_groups }} more group(s); <code>sld eval --ci --json</code> lists all.</p>{% endif %}
-{% for line in failure_lines %}<p class="note">{{ line }}</p>{% endfor %}
-</section>
-
-<section id="metrics"><h2>Metrics (SLDBench)</h2>
-<table><tr><th>law</th><th>train R²</th><th>test R²</th><th>test NMSE</th><th>test NMAE</th></tr>
-{% for row in metric_rows %}<tr><td>{{ row.name }}</td>{% for cell in row.cells %}<td class="num">{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</table>
-{% if not has_human %}<p class="meta">The task has no human law that never saw its test rows, so there is no bar.</p>{% endif %}
-</section>
-
-<section id="groups"><h2>Runs and fitted law, per group</h2>
-<p class="meta">Blue: training runs; orange diamonds: {{ test_label }} runs; lines: the fitted law (one per slice
-through the other features, as the legend says), carried beyond the runs (dotted line: the largest run), with its
-{{ level_pct }} bootstrap band shaded. Target: {{ target }}{% if n_targets > 1 %}
-(the first of {{ n_targets }} targets){% endif %}.</p>
-<div class="grid{% if compact %} compact{% endif %}">
-{% for group in groups %}<div class="group"><h3>{{ group.name }}</h3><div class="grid">
-{% for panel in group.panels %}<figure><img alt="{{ panel.title }}" src="{{ panel.image }}">{% if panel.caption %}<figcaption>{{ panel.caption }}</figcaption>{% endif %}</figure>
-{% endfor %}</div></div>
-{% endfor %}</div>
-{% if hidden_panel_groups %}<p class="meta">{{ hidden_panel_groups }} more group(s) not shown (at most {{ max_groups }}).</p>{% endif %}
-</section>
-
-<section id="residuals"><h2>Residuals against scale</h2>
-<p class="meta">All {% if shown_all %}groups{% else %}shown groups{% endif %} pooled.</p>
-<div class="grid">{% for panel in residual_panels %}<figure><img alt="{{ panel.title }}" src="{{ panel.image }}"></figure>{% endfor %}</div>
-</section>
-
-<section id="observed"><h2>Predicted against observed</h2>
-<div class="grid">{% for panel in observed_panels %}<figure><img alt="{{ panel.title }}" src="{{ panel.image }}"></figure>{% endfor %}</div>
-</section>
-<p class="meta">Written by <code>sld report</code>.</p>
-</body></html>
-"""
 
 
 def _cell(value: float, interval: tuple[float, float] | None = None) -> str:
@@ -166,8 +104,13 @@ def _curves(boot, group: str, rows: Rows, j: int, symbols: tuple[str, ...], leve
     return curves, caption
 
 
-def build_report(task: Task, law, options, boot, evaluation, human, level: float, resamples: int) -> str:
-    """The HTML text of the report (see the module docstring)."""
+def build_report(task: Task, law, options, boot, evaluation, human, level: float, resamples: int,
+                 campaign: dict | None = None, campaign_notes: tuple[str, ...] = ()) -> str:
+    """The HTML text of the report (see the module docstring).
+
+    ``campaign``: the campaign sections' variables (``campaign_page.campaign_sections``),
+    for the report of a campaign's chosen law; ``campaign_notes``: warnings shown under its summary.
+    """
     import jinja2
     import sympy
 
@@ -219,8 +162,11 @@ def build_report(task: Task, law, options, boot, evaluation, human, level: float
     observed_panels = [Panel("predicted against observed", plots.observed_panel(
         target, p_train, pooled_train.y[:, 0], p_test, pooled_test.y[:, 0], test_label))]
     latex = "; ".join(sympy.latex(o) for o in law.outputs)
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return environment.from_string(TEMPLATE).render(
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined)
+    contents = FITTED_SECTIONS + (CAMPAIGN_SECTIONS if campaign else ())
+    return environment.get_template("report.html").render(
+        campaign=campaign, campaign_notes=list(campaign_notes), contents=contents,
         task=task.name, formula_text=law.text, formula_image=plots.formula_image(latex),
         reductions=list(law.reductions), n_params=law.n_params, options=options,
         level_pct=f"{level:.0%}", resamples=resamples, n_train=len(task.train), n_test=len(task.test),

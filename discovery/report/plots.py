@@ -91,7 +91,10 @@ def curve_panel(feature: str, target: str, train_x, train_y, test_x, test_y, cur
     ax.set_xlabel(feature)
     ax.set_ylabel(target)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    if len(curves) > 1:  # the slices' labels are long: below the axes, where they cover no curve or run
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    else:
+        ax.legend(fontsize=7, frameon=False, loc="best")
     return _uri(figure)
 
 
@@ -107,7 +110,7 @@ def residual_panel(feature: str, x_train, r_train, x_test, r_test, log_x: bool, 
     ax.set_xlabel(feature)
     ax.set_ylabel("observed − predicted")
     ax.set_title(f"residuals against {feature}", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="best")
     return _uri(figure)
 
 
@@ -123,5 +126,73 @@ def observed_panel(target: str, p_train, y_train, p_test, y_test, test_label: st
     ax.set_xlabel(f"observed {target}")
     ax.set_ylabel(f"predicted {target}")
     ax.set_title("predicted against observed", fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="best")
+    return _uri(figure)
+
+
+# -- the campaign's panels ----------------------------------------------------------------
+CHOSEN, FRONT, OTHERS = "#d62728", "#1f77b4", "#c7c7c7"
+
+
+def _score_axis(ax, values) -> None:
+    """Log scale for validation scores when they are all positive (they are NMSEs, often spanning decades)."""
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if values.size and np.all(values > 0):
+        ax.set_yscale("log")
+
+
+def search_panel(counts, scores, best, chosen: tuple[int, float] | None) -> str:
+    """Best validation score so far against laws evaluated, each law's own score faint behind it.
+
+    ``chosen``: (the chosen law's position in evaluation order, its search score).
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(5.6, 3.4))
+    own = [(n, s) for n, s in zip(counts, scores) if s is not None]
+    if own:
+        ax.scatter(*zip(*own), s=9, color=OTHERS, label="each law's score", zorder=2)
+    running = [(n, b) for n, b in zip(counts, best) if b is not None]
+    if running:
+        xs, ys = zip(*running)
+        ax.step(list(xs) + [counts[-1]], list(ys) + [ys[-1]], where="post", color=LAW, linewidth=1.4,
+                label="best so far", zorder=3)
+    if chosen is not None:
+        ax.scatter([chosen[0]], [chosen[1]], s=90, marker="*", color=CHOSEN, label="chosen law", zorder=4)
+    _score_axis(ax, scores)
+    if running:  # keep the best-so-far curve readable: hopeless laws may lie decades above it
+        low, high = min(ys), max(ys)
+        top = max(s for _, s in own)
+        if ax.get_yscale() == "log":
+            ax.set_ylim(low / 2.0, min(top * 1.5, high * 1e3))
+    ax.set_xlabel("laws evaluated")
+    ax.set_ylabel("validation score (lower is better)")
+    ax.set_title("best validation score against laws evaluated", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.9, edgecolor="none")
+    return _uri(figure)
+
+
+def front_panel(points, front, chosen: tuple[int, float] | None) -> str:
+    """Validation score against complexity: every law faint, the Pareto front joined, the chosen law starred.
+
+    ``points`` and ``front``: (complexity, score) pairs.
+    """
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(5.6, 3.4))
+    if points:
+        ax.scatter(*zip(*points), s=9, color=OTHERS, label="evaluated laws", zorder=2)
+    if front:
+        xs, ys = zip(*sorted(front))
+        ax.step(xs, ys, where="post", color=FRONT, linewidth=1.0, zorder=3)
+        ax.scatter(xs, ys, s=24, color=FRONT, label="Pareto front", zorder=4)
+    if chosen is not None:
+        ax.scatter([chosen[0]], [chosen[1]], s=110, marker="*", color=CHOSEN, label="chosen law", zorder=5)
+    _score_axis(ax, [s for _, s in points])
+    if front and ax.get_yscale() == "log":  # the front is what matters: hopeless laws may lie decades above
+        low = min(s for _, s in front)
+        top = max(s for _, s in points)
+        ax.set_ylim(low / 2.0, min(top * 1.5, max(s for _, s in front) * 1e3))
+    ax.set_xlabel("complexity (expression nodes)")
+    ax.set_ylabel("validation score (lower is better)")
+    ax.set_title("validation score against complexity", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.9, edgecolor="none")
     return _uri(figure)

@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also start from the task's published human laws")
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--report", metavar="FILE.html", help="at the end, write the campaign's HTML report "
+                        "(as `sld report --campaign ID` does, with its defaults)")
     add_llm_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -67,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from sld.discovery.search.backend import require_backend
 
     task = resolve_task(args.task, args.task_file)
+    if args.report:
+        from sld.discovery.report.files import check_output
+
+        check_output(args.report, "--report")  # a mistyped folder fails before the campaign, not after it
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
     if settings is not None:
         require_backend(settings)  # so does --backend ray without Ray installed
@@ -84,7 +90,19 @@ def run(args: argparse.Namespace) -> int:
         output.print_json(document)
     else:
         _print_report(document)
+    if args.report:  # after the result is printed: the campaign's law is shown even if the report fails
+        _write_report(args.archive, result.campaign_id, task, args.report)
     return 0
+
+
+def _write_report(archive_path: str, campaign_id: int, task: Task, path: str) -> None:
+    from sld.discovery.report.build import campaign_report
+    from sld.discovery.report.files import write_html
+
+    with Archive(archive_path, read_only=True) as archive:
+        html = campaign_report(archive, campaign_id, task, progress=output.progress)
+    size = write_html(path, html, "--report")
+    output.note(f"wrote {path} ({size / 1024:.0f} KiB)")
 
 
 def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, CampaignSettings]:

@@ -83,6 +83,7 @@ def resolve(args: argparse.Namespace) -> FittedLawChoice:
 def _archived(args: argparse.Namespace, task_name: str | None, law_id: int) -> FittedLawChoice:
     from sld.archive import Archive
     from sld.archive.export import entry_law
+    from sld.discovery.report.campaign import campaign_fit_options
 
     with Archive(args.archive, read_only=True) as archive:
         entry = archive.entry(law_id)
@@ -108,22 +109,16 @@ def _curated(name: str, law_id: int) -> Task:
     return load_task(name)
 
 
-def campaign_fit_options(campaign) -> FitOptions:
-    """The campaign's space, loss and fence at a one-off fit's full effort (its final refit's options)."""
-    import pydantic
+def campaign_task(record, task_file: str | None) -> Task:
+    """A campaign's task with its test rows: ``--task-file`` if given, else the curated task of its name."""
+    from sld.tasks import curated_names
 
-    from sld.discovery.search.settings import CampaignSettings
-    from sld.evaluators.fitting import FitOptions
-
-    try:
-        return CampaignSettings.model_validate(campaign.settings).full_fit()
-    except pydantic.ValidationError:  # settings of an older version: read the fit options alone
-        stored = dict(campaign.settings.get("fit") or {})
-        full = FitOptions()
-        stored.update(n_starts=full.n_starts, n_refine=full.n_refine, n_polish=full.n_polish,
-                      max_nfev=full.max_nfev, seed=campaign.seed)
-        known = {k: v for k, v in stored.items() if k in FitOptions.model_fields}
-        return FitOptions.model_validate(known)
+    if task_file:
+        return load_task_file(task_file)
+    if record.task not in curated_names():
+        raise TaskError(f"campaign {record.id} ran task {record.task!r}, which is not curated; "
+                        "pass its --task-file FILE")
+    return load_task(record.task)
 
 
 def bootstrap(choice: FittedLawChoice, args: argparse.Namespace) -> BootstrapFit:
