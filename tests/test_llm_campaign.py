@@ -1,10 +1,11 @@
-"""LLM campaigns end to end through the ``sld`` command line, against the scripted local server.
+"""LLM campaigns end to end through the Python API, against the scripted local server.
 
 The "model" is the scripted OpenAI-compatible server of ``llm_server.py`` on
 127.0.0.1 (no network, no real model).  The synthetic task's data are
 SYNTHETIC: generated from a planted law plus noise (``test_planted_law.py``).
-Campaigns run in-process (``--workers 0``) with small budgets, and the
-client's backoff is shrunk through ``--llm-config``, so the file stays fast.
+Campaigns run through ``sld.discover(..., llm=LLMConfig)`` in-process
+(``workers=0``) with small budgets and millisecond backoff, so the file stays
+fast; the few tests of what the ``sld discover`` command prints drive ``main``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import sys
 import numpy as np
 import pytest
 
+import sld
 from sld.archive import Archive, Entry
 from sld.discovery.cli import main
+from sld.discovery.proposers.llm import LLMConfig
 from sld.evaluators.formula import parse_law
 from llm_server import Reply, ScriptedLLMServer
 from sld.tasks import load_task
@@ -45,12 +48,15 @@ def llm_config_file(tmp_path):
     return path
 
 
-def discover(capsys, *argv: str) -> dict:
-    """Run ``sld discover ... --json`` in-process; return its report (the command must succeed)."""
-    code = main(["discover", *argv, "--workers", "0", "--json", "--quiet"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return json.loads(captured.out)
+def discover(server: ScriptedLLMServer, task, archive_path, *, budget: int, proposer: str, max_calls: int,
+             resume: int | None = None, save_prompts_dir=None, **llm_settings) -> dict:
+    """Run an LLM campaign through ``sld.discover``; return its result document (``sld discover --json``'s)."""
+    config = LLMConfig.resolve(MODEL, base_url=server.base_url, env={}, max_calls=max_calls,
+                               backoff_initial_s=0.001, backoff_max_s=0.01, **llm_settings)
+    settings = sld.CampaignSettings(budget=budget, workers=0, proposer=proposer)
+    result = sld.discover(task, settings, llm=config, archive=archive_path, resume=resume,
+                          save_prompts_dir=save_prompts_dir)
+    return result.to_dict()
 
 
 def llm_flags(server: ScriptedLLMServer, config_file, proposer: str, max_calls: int) -> list[str]:
@@ -70,8 +76,7 @@ def refuse(executed: list[str], name: str):
     return call
 
 
-def test_an_llm_campaign_finds_the_planted_law_among_noise_and_garbage(tmp_path, capsys, monkeypatch,
-                                                                       llm_config_file):
+def test_an_llm_campaign_finds_the_planted_law_among_noise_and_garbage(tmp_path, monkeypatch):
     task = _synthetic_task(tmp_path)
     canary = tmp_path / "CANARY"
     executed: list[str] = []
@@ -98,8 +103,7 @@ def test_an_llm_campaign_finds_the_planted_law_among_noise_and_garbage(tmp_path,
                for i, item in enumerate(script)]
     archive_path = tmp_path / "archive.sqlite"
     with ScriptedLLMServer(replies) as server:
-        report = discover(capsys, "--task-file", str(tmp_path / "task.toml"), "--budget", "30",
-                          "--archive", str(archive_path), *llm_flags(server, llm_config_file, "llm", 8))
+        report = discover(server, task, archive_path, budget=30, proposer="llm", max_calls=8)
         assert len(server.chat_requests) == 8 and server.pending == 0
     monkeypatch.undo()
 
@@ -138,14 +142,13 @@ def test_an_llm_campaign_finds_the_planted_law_among_noise_and_garbage(tmp_path,
             assert law.llm_call_id is not None and law.prompt_tokens in {1000 + i for i in range(8)}
 
 
-def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path, capsys, llm_config_file):
+def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path):
     task = _synthetic_task(tmp_path)
     replies = [Reply.candidates((PLANTED, "planted"), "E + A*(N*exp(P))^(-a)"),
                Reply.candidates("E + A*N^(-a)*exp(-b*P^2)", "E + A*N^(-a)*exp(-b*sqrt(P))")]
     archive_path = tmp_path / "archive.sqlite"
     with ScriptedLLMServer(replies) as server:
-        report = discover(capsys, "--task-file", str(tmp_path / "task.toml"), "--budget", "60",
-                          "--archive", str(archive_path), *llm_flags(server, llm_config_file, "mixed", 2))
+        report = discover(server, task, archive_path, budget=60, proposer="mixed", max_calls=2)
         assert len(server.chat_requests) == 2
     assert report["stop"] == "budget" and report["evaluated"] == 60
     assert report["llm"]["calls"] == 2
@@ -156,9 +159,8 @@ def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path, capsys, llm_
     assert parse_law(PLANTED, task.spec).key in llm_laws
 
 
-def test_a_campaign_rides_out_rate_limits_server_errors_hangs_and_truncated_replies(tmp_path, capsys,
-                                                                                    llm_config_file):
-    _synthetic_task(tmp_path)
+def test_a_campaign_rides_out_rate_limits_server_errors_hangs_and_truncated_replies(tmp_path, capsys):
+    task = _synthetic_task(tmp_path)
     truncated = '{"candidates": [{"formula": "E + A*N^(-a) + B*P", "rationale": "cut"}, {"formula": "E + A*N^(-'
     replies = [
         Reply.error(429, "slow down", retry_after="0.2"), Reply.candidates("E + A*N^(-a)", prompt_tokens=11),
@@ -168,9 +170,7 @@ def test_a_campaign_rides_out_rate_limits_server_errors_hangs_and_truncated_repl
     ]
     archive_path = tmp_path / "archive.sqlite"
     with ScriptedLLMServer(replies) as server:
-        report = discover(capsys, "--task-file", str(tmp_path / "task.toml"), "--budget", "30",
-                          "--archive", str(archive_path), "--llm-timeout", "0.5",
-                          *llm_flags(server, llm_config_file, "llm", 4))
+        report = discover(server, task, archive_path, budget=30, proposer="llm", max_calls=4, timeout_s=0.5)
         assert len(server.chat_requests) == 7 and server.pending == 0
     assert report["stop"] == "exhausted"
     assert {law.formula for law in entries(archive_path, report["campaign"])} == {
@@ -184,18 +184,18 @@ def test_a_campaign_rides_out_rate_limits_server_errors_hangs_and_truncated_repl
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (11 + 12 + 13 + 14, 4 * 50)
 
 
-def test_a_resumed_campaign_keeps_the_budget_it_already_spent(tmp_path, capsys, llm_config_file):
-    _synthetic_task(tmp_path)
+def test_a_resumed_campaign_keeps_the_budget_it_already_spent(tmp_path):
+    task = _synthetic_task(tmp_path)
     replies = [Reply.candidates(formula, prompt_tokens=400, completion_tokens=100)
                for formula in ("E + A*N^(-a)", "A*N^(-a)*P^(-b)", "E + A*(N*P)^(-a)", "E + A*N^(-a)/P")]
-    run = ["--task-file", str(tmp_path / "task.toml"), "--budget", "30", "--archive", str(tmp_path / "a.sqlite")]
+    path = tmp_path / "a.sqlite"
     with ScriptedLLMServer(replies) as server:
-        first = discover(capsys, *run, *llm_flags(server, llm_config_file, "llm", 2))
+        first = discover(server, task, path, budget=30, proposer="llm", max_calls=2)
         assert len(server.chat_requests) == 2
-        resumed = discover(capsys, *run, "--resume", *llm_flags(server, llm_config_file, "llm", 3))
+        resumed = discover(server, task, path, budget=30, proposer="llm", max_calls=3, resume=first["campaign"])
         assert len(server.chat_requests) == 3  # one call left of three, not three more
-        tokens_capped = discover(capsys, *run, "--resume", "--llm-max-tokens", "1600",
-                                 *llm_flags(server, llm_config_file, "llm", 10))
+        tokens_capped = discover(server, task, path, budget=30, proposer="llm", max_calls=10, max_tokens=1600,
+                                 resume=first["campaign"])
         assert len(server.chat_requests) == 4  # 1500 tokens spent: room for one call, not seven
     assert first["campaign"] == resumed["campaign"] == tokens_capped["campaign"]
     assert tokens_capped["llm"]["calls"] == 4 and tokens_capped["evaluated"] == 4
@@ -248,16 +248,15 @@ def _spellings(value: float) -> set[str]:
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
 
 
-def test_saved_prompts_show_the_task_best_laws_and_failures_but_no_test_rows(tmp_path, capsys,
-                                                                             llm_config_file):
+def test_saved_prompts_show_the_task_best_laws_and_failures_but_no_test_rows(tmp_path):
     task = load_task("parallel_scaling_law")
     replies = [Reply.candidates("E + A*N^(-a)*P^(-b)", "E + A/Q^a"), Reply.candidates("E + A*N^(-a)"),
                Reply.candidates("E + A*N^(-a) + B*log(P)"), Reply.prose("I have no idea.")]
     replies += [Reply.candidates(f"E + A*N^(-a) + B*log(P)^{k}") for k in (2, 3, 4, 5)]
     prompts_dir = tmp_path / "prompts"
     with ScriptedLLMServer(replies) as server:
-        discover(capsys, "parallel_scaling_law", "--budget", "20", "--archive", str(tmp_path / "a.sqlite"),
-                 "--save-prompts", str(prompts_dir), *llm_flags(server, llm_config_file, "llm", 8))
+        discover(server, task, tmp_path / "a.sqlite", budget=20, proposer="llm", max_calls=8,
+                 save_prompts_dir=str(prompts_dir))
     names = sorted(path.name for path in prompts_dir.iterdir())
     assert names == sorted(f"call-{i:04d}-{kind}.md" for i in range(1, 9) for kind in ("prompt", "response"))
     prompts = [(prompts_dir / f"call-{i:04d}-prompt.md").read_text() for i in range(1, 9)]
