@@ -1,4 +1,4 @@
-"""Export a stored law as LaTeX, SymPy, Python or JSON.
+"""Export a stored law as LaTeX, SymPy, Python, JSON or a program for SLDBench or Harbor.
 
 The renderings of a law live beside the law (``sld.evaluators.rendering``,
 also ``Law.to_latex`` and friends); here they meet the archive: which stored
@@ -6,6 +6,8 @@ entry, which spec and which group's fitted values, plus the JSON document of
 an entry with its metrics and lineage.
 
 * JSON: formula, features, targets, fitted parameters, metrics and lineage.
+* sldbench, harbor: programs for those evaluators (``sld.evaluators.sldbench``);
+  an SLDBench program also needs the task's training rows and fit options.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from sld.archive.jsoncodec import json_safe
 from sld.archive.records import Entry
 from sld.archive.store import Archive
 from sld.evaluators.formula import Law, parse_law
+from sld.evaluators.fitting import FitOptions
 from sld.evaluators.rendering import to_latex, to_python, to_sympy
-from sld.tasks import TaskSpec, curated_names, load_task, load_task_file
+from sld.evaluators.sldbench import PROGRAM_FORMATS, program
+from sld.tasks import Rows, Task, TaskSpec, curated_names, load_task, load_task_file
 
-EXPORT_FORMATS = ("latex", "sympy", "python", "json")
+EXPORT_FORMATS = ("latex", "sympy", "python", "json", *PROGRAM_FORMATS)
 
 
 # -- choosing the law, spec and parameters -------------------------------------------
@@ -43,6 +47,17 @@ def spec_for_campaign(archive: Archive, campaign_id: int, task_file: str | None 
         f"campaign {campaign_id} ran task {task!r}, which is not curated and whose spec was not "
         "stored; pass --task-file FILE"
     )
+
+
+def task_for_campaign(archive: Archive, campaign_id: int, task_file: str | None = None) -> Task:
+    """The task (with its training rows) a campaign ran: ``task_file``, else the curated task of its name."""
+    if task_file:
+        return load_task_file(task_file)
+    task = archive.campaign(campaign_id).task
+    if task in curated_names():
+        return load_task(task)
+    raise ArchiveError(f"campaign {campaign_id} ran task {task!r}, which is not curated, and an SLDBench program "
+                       "needs its training rows; pass --task-file FILE")
 
 
 def entry_law(entry: Entry, spec: TaskSpec) -> Law:
@@ -101,13 +116,22 @@ def to_json(entry: Entry, spec: TaskSpec | None = None, group: str | None = None
 
 
 # -- one entry, any format --------------------------------------------------------------
-def export_entry(entry: Entry, spec: TaskSpec, fmt: str, group: str | None = None) -> str:
-    """``entry`` in format ``fmt`` (one of ``EXPORT_FORMATS``); ``group`` picks fitted values."""
+def export_entry(entry: Entry, spec: TaskSpec, fmt: str, group: str | None = None, train: Rows | None = None,
+                 options: FitOptions | None = None) -> str:
+    """``entry`` in format ``fmt`` (one of ``EXPORT_FORMATS``); ``group`` picks fitted values.
+
+    The programs carry every group's values; ``train`` (the rows they were
+    fitted on) and ``options`` (how) are what an SLDBench program needs.
+    """
     if fmt not in EXPORT_FORMATS:
         raise ArchiveError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if fmt == "json":
         return to_json(entry, spec, group)
     law = entry_law(entry, spec)
+    if fmt in PROGRAM_FORMATS:
+        if group is not None:
+            raise ArchiveError(f"the {fmt} export carries every group's values; drop --group")
+        return program(fmt, law, spec, entry.params, train, options)
     params = group_params(entry, group)
     if fmt == "latex":
         return to_latex(law, spec, params) + "\n"

@@ -40,19 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(front, json_flag=True, campaign=True)
     front.set_defaults(handler=_front)
 
-    export = actions.add_parser("export", help="one law as LaTeX, SymPy, Python or JSON")
+    export = actions.add_parser("export", help="one law as LaTeX, SymPy, Python, JSON or an SLDBench/Harbor program")
     export.add_argument("law_id", type=int, metavar="LAW_ID", help="law id (see `sld archive top`)")
     export.add_argument(
         "--format", metavar="FORMAT",  # checked by export_entry, whose module needs SymPy
-        help="latex, sympy (srepr and a rebuilding snippet), python (NumPy function) or json",
+        help="latex, sympy (srepr and a rebuilding snippet), python (NumPy function), json, sldbench "
+        "(SLDBench's fit_scaling_law and scaling_law_func) or harbor (Harbor's law.py)",
     )
+    export.add_argument("--output", metavar="FILE", help="write the export to FILE instead of standard output")
     export.add_argument("--group", metavar="G", help="substitute the values fitted for group G")
     export.add_argument("--search-params", action="store_true",
                         help="for a campaign's chosen law, the search fit's parameters instead of the final "
                         "refit on all training rows (the default)")
     export.add_argument(
         "--task-file", metavar="FILE",
-        help="the task's TOML, for a user task whose spec the archive does not hold",
+        help="the task's TOML, for a user task whose spec the archive does not hold (or, for sldbench, "
+        "whose training rows are not a curated task's)",
     )
     _add_common(export, json_flag=True)
     export.set_defaults(handler=_export)
@@ -103,16 +106,27 @@ def _front(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sld.archive.export import EXPORT_FORMATS, export_entry, spec_for_campaign  # needs SymPy; only here
+    from sld.archive.export import EXPORT_FORMATS, export_entry, spec_for_campaign, task_for_campaign  # SymPy
+    from sld.discovery.report.campaign import campaign_fit_options
 
     export_format = _export_format(args, EXPORT_FORMATS)
+    train = options = None
     with Archive(args.archive, read_only=True) as archive:
         entry = archive.entry(args.law_id)
         spec = spec_for_campaign(archive, entry.campaign_id, args.task_file)
         result = archive.result(entry.campaign_id)
+        if export_format == "sldbench":  # the program recognises each group by its training rows
+            train = task_for_campaign(archive, entry.campaign_id, args.task_file).train
+            options = campaign_fit_options(archive.campaign(entry.campaign_id))
     if result and result.get("law_id") == entry.id and not args.search_params:
         entry = dataclasses.replace(entry, params=result["params"])  # what `sld discover` reported
-    sys.stdout.write(export_entry(entry, spec, export_format, args.group))
+    text = export_entry(entry, spec, export_format, args.group, train=train, options=options)
+    if args.output:
+        from sld.evaluators.sldbench import write_program
+
+        write_program(args.output, text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     eval_ci.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--export", metavar="FORMAT", help="also write the fitted law as a program: sldbench "
+                        "(SLDBench's fit_scaling_law and scaling_law_func) or harbor (Harbor's law.py); needs --output")
+    parser.add_argument("--output", metavar="FILE", help="the file --export writes")
     parser.set_defaults(handler=run)
 
 
@@ -113,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     task = task_from_args(args)
     law = parse_law(args.formula, task.spec)
     options = fit_options(args)
+    export = export_format(args)
     output.warn_about(task)
     evaluation = evaluate_on_test(law, task, options)
     # --ci: bootstrap intervals for the parameters (discovery/cli/commands/eval_ci.py)
@@ -131,7 +135,27 @@ def run(args: argparse.Namespace) -> int:
             from sld.discovery.cli.commands import eval_ci
 
             eval_ci.print_intervals(intervals, evaluation.params, law.param_names, output.stdout_console())
+    if export:
+        from sld.evaluators import sldbench
+
+        source = sldbench.program(export, law, task.spec, evaluation.params, task.train, options)
+        sldbench.write_program(args.output, source)
+        output.note(f"wrote the {export} program to {args.output}")
     return 1 if evaluation.failed else 0
+
+
+def export_format(args: argparse.Namespace) -> str | None:
+    """``--export``, checked with ``--output`` before any fitting (None: no program to write)."""
+    from sld.evaluators.sldbench import check_format, check_output
+
+    if args.export is None:
+        if args.output:
+            raise TaskError("--output names the file --export writes; add --export sldbench or --export harbor")
+        return None
+    if not args.output:
+        raise TaskError(f"--export {args.export} writes a file: add --output FILE")
+    check_output(args.output)
+    return check_format(args.export)
 
 
 def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, console: Console) -> None:
