@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from sld.archive import Archive  # noqa: E402
 from sld.discovery.search.ray_backend import RayBackend  # noqa: E402
 from sld.discovery.search.settings import CampaignSettings  # noqa: E402
 from sld.evaluators.validation import ValidationSplit  # noqa: E402
+from test_resume_kill import _count_evaluated  # noqa: E402
 
 TASK = "parallel_scaling_law"
 # Small but past the initial population, so children (bred from the scores) are evaluated too.
@@ -61,16 +61,6 @@ def test_a_seeded_campaign_on_ray_archives_the_same_laws_as_on_the_local_pool(ra
     assert sum(row[2] != "rejected" for row in on_ray) == SETTINGS["budget"]
     assert max(row[0] for row in on_ray) >= 1, "children were bred and evaluated"
     assert on_ray == local_laws
-
-
-def _count_evaluated(path: Path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM evaluations WHERE status != 'rejected'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:
