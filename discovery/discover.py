@@ -62,6 +62,7 @@ class DiscoveryResult:
     warnings: tuple[str, ...] = ()
     reductions: tuple[str, ...] = field(default=())
     finalists: tuple[dict, ...] = field(default=())  # the final choice's candidates and why each was kept or not
+    ensemble: dict | None = None  # the median forecast of the best laws: their formulas, and its test metrics
 
     def to_dict(self) -> dict:
         """Strict-JSON-ready data (the document ``sld discover --json`` prints)."""
@@ -71,7 +72,7 @@ class DiscoveryResult:
             "human": self.human, "evaluated": self.evaluated, "rejected": self.rejected,
             "timed_out": self.timed_out, "seconds": round(self.seconds, 2), "stop": self.stop_reason,
             "proposer": self.proposer, "llm": self.llm, "warnings": list(self.warnings),
-            "reductions": list(self.reductions), "finalists": list(self.finalists),
+            "reductions": list(self.reductions), "finalists": list(self.finalists), "ensemble": self.ensemble,
         }
 
 
@@ -125,14 +126,19 @@ def discover(
         if on_progress is not None:
             on_progress(Progress(result.evaluated, settings.budget, result.best.score,
                                  1 - result.best.validation_nmse, result.best.formula, stage="final refit"))
-        found = _result(task, training, settings, result, store.llm_usage(campaign_id), compare_with_human)
+        best = [entry.formula for entry in store.top(task.name, settings.ensemble_size, campaign_id)]
+        found = _result(task, training, settings, result, store.llm_usage(campaign_id), compare_with_human, best)
         store.record_result(campaign_id, found.to_dict())
     return found
 
 
 def _result(task: Task | TrainingTask, training: TrainingTask, settings: CampaignSettings,
-            result: CampaignResult, usage: LLMUsage, compare_with_human: bool) -> DiscoveryResult:
-    """The campaign's law refitted on all training rows (and, for a ``Task``, scored on its test rows)."""
+            result: CampaignResult, usage: LLMUsage, compare_with_human: bool,
+            best: list[str]) -> DiscoveryResult:
+    """The campaign's law refitted on all training rows (and, for a ``Task``, scored on its test rows).
+
+    ``best``: the best laws by validation score, whose median forecast is the ensemble.
+    """
     law = parse_law(result.best.formula, task.spec)
     full = settings.full_fit()
     test, human, train = None, None, {}
@@ -153,8 +159,20 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
         test=test, human=human, evaluated=result.evaluated, rejected=result.rejected,
         timed_out=result.timed_out, seconds=result.seconds, stop_reason=result.stop_reason,
         proposer=settings.proposer, llm=_usage(usage), warnings=tuple(task.warnings),
-        reductions=law.reductions, finalists=result.finalists,
+        reductions=law.reductions, finalists=result.finalists, ensemble=_ensemble(task, best, full),
     )
+
+
+def _ensemble(task: Task | TrainingTask, formulas: list[str], options) -> dict | None:
+    """The ensemble's laws and, for a ``Task``, the test metrics of their median prediction."""
+    if len(formulas) < 2:
+        return None
+    if not isinstance(task, Task):
+        return {"formulas": formulas, "test": None}
+    from sld.discovery.search.ensemble import Ensemble
+
+    metrics = Ensemble(formulas, task.spec, options).fit(task.train).score(task.test)
+    return {"formulas": formulas, "test": metrics.to_dict(with_groups=False)}
 
 
 @contextlib.contextmanager

@@ -51,10 +51,15 @@ class TaskOutcome:
     sldagent_r2: float | None
     seconds: tuple[float, ...]
     evaluated: tuple[int, ...]
+    ensemble_r2: tuple[float, ...] = ()  # clipped test R² of the median of the best laws, one per seed
 
     @property
     def mean(self) -> float:
         return statistics.fmean(self.test_r2)
+
+    @property
+    def ensemble_mean(self) -> float:
+        return statistics.fmean(self.ensemble_r2) if self.ensemble_r2 else float("nan")
 
     @property
     def worst(self) -> float:
@@ -62,14 +67,15 @@ class TaskOutcome:
 
 
 def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
-    """One offline campaign; returns (clipped test R², formula, seconds, evaluated)."""
+    """One offline campaign; returns (clipped test R², formula, seconds, evaluated, the ensemble's clipped test R²)."""
     task = load_task(task_name)
     settings = settings.model_copy(update={"seed_human_laws": with_human, "proposer": "offline"})
     try:
         result = discover(task, settings, archive=archive_path, compare_with_human=False)
     except SLDError:  # nothing could be fitted
-        return -1.0, "", 0.0, 0
-    return result.test["r2_clipped"], result.formula, result.seconds, result.evaluated
+        return -1.0, "", 0.0, 0, -1.0
+    ensemble = result.ensemble["test"]["r2_clipped"] if result.ensemble else result.test["r2_clipped"]
+    return result.test["r2_clipped"], result.formula, result.seconds, result.evaluated, ensemble
 
 
 def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
@@ -81,8 +87,8 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
             for seed in seeds:
                 path = Path(scratch) / f"{name}-{seed}-{int(with_human)}.sqlite"
                 runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
-                log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} in {runs[-1][2]:.0f} s "
-                    f"({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
+                log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} (ensemble {runs[-1][4]:.4f}) in "
+                    f"{runs[-1][2]:.0f} s ({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
             fits = human_law_fits(load_task(name), outlier_fence=settings.fit.outlier_fence)
             human, human_with_test = best_result(fits), best_result(fits, include_fitted_on_test=True)
             outcomes.append(TaskOutcome(
@@ -90,7 +96,7 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,
                 human_with_test_r2=human_with_test.evaluation.held_out.clipped_r2 if human_with_test else None,
                 sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r[2] for r in runs),
-                evaluated=tuple(r[3] for r in runs),
+                evaluated=tuple(r[3] for r in runs), ensemble_r2=tuple(r[4] for r in runs),
             ))
     return outcomes
 
@@ -114,7 +120,7 @@ def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> 
         for label, run_settings in runs.items():
             run_settings = run_settings.model_copy(update={"budget": budget, "minutes": None})
             start = time.perf_counter()
-            _, _, _, evaluated = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{label}.sqlite")
+            _, _, _, evaluated, _ = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{label}.sqlite")
             rates[label] = evaluated / (time.perf_counter() - start)
     return rates
 
@@ -125,19 +131,23 @@ def _at_or_above(ours: float, bar: float | None) -> bool:
 
 def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
     lines = [title, f"{'task':30s} {'ours mean':>9s} {'ours worst':>10s} {'human':>7s} {'SLDAgent':>8s}  "
-             f"{'≥human':>6s} {'≥SLDAgent':>9s} {'max s':>6s}"]
+             f"{'≥human':>6s} {'≥SLDAgent':>9s} {'max s':>6s} {'ensemble':>8s}"]
     for o in outcomes:
         human = f"{o.human_r2:.3f}" if o.human_r2 is not None else "-"
         agent = f"{o.sldagent_r2:.3f}" if o.sldagent_r2 is not None else "-"
         beat_h = "yes" if _at_or_above(o.mean, o.human_r2) else "no"
         beat_a = "-" if o.sldagent_r2 is None else ("yes" if _at_or_above(o.mean, o.sldagent_r2) else "no")
         lines.append(f"{o.task:30s} {o.mean:9.3f} {o.worst:10.3f} {human:>7s} {agent:>8s}  "
-                     f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f}")
+                     f"{beat_h:>6s} {beat_a:>9s} {max(o.seconds):6.0f} {o.ensemble_mean:8.3f}")
     mean = statistics.fmean(o.mean for o in outcomes)
     sld = [o for o in outcomes if o.sldagent_r2 is not None]
     lines.append(f"mean over all {len(outcomes)} tasks: {mean:.3f}; over the SLDBench tasks: "
                  f"{statistics.fmean(o.mean for o in sld) if sld else float('nan'):.3f} "
                  f"(SLDAgent GPT-5 0.748, human 0.517)")
+    if all(o.ensemble_r2 for o in outcomes):
+        lines.append(f"ensemble (median of each campaign's best laws): mean over all {len(outcomes)} tasks "
+                     f"{statistics.fmean(o.ensemble_mean for o in outcomes):.3f}; over the SLDBench tasks "
+                     f"{statistics.fmean(o.ensemble_mean for o in sld) if sld else float('nan'):.3f}")
     wins_h = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_r2))
     wins_a = sum(1 for o in sld if _at_or_above(o.mean, o.sldagent_r2))
     lines.append(f"at or above the human law on {wins_h}/{len(outcomes)}; at or above SLDAgent on {wins_a}/{len(sld)}")

@@ -63,6 +63,8 @@ class CampaignSettings(BaseModel):
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
         "final_folds and the simpler-law rule")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
+    ensemble_size: int = Field(default=5, ge=0, description="best laws by validation score whose median "
+                               "prediction is reported beside the chosen law (0: no ensemble)")
     final_folds: Literal["worst", "mean"] = Field(default="worst", description="how the final choice "
                                                   "combines a finalist's validation folds: its worst fold, or "
                                                   "their mean as in the search")

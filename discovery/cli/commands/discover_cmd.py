@@ -181,6 +181,10 @@ def _print_report(document: dict) -> None:
     test = document["test"]
     line = f"\ntest:  R² {_fmt(test['r2'])}  NMSE {_fmt(test['nmse'])}  NMAE {_fmt(test['nmae'])}"
     print(line, file=out)
+    ensemble = document.get("ensemble")
+    if ensemble and ensemble.get("test"):
+        print(f"ensemble: R² {_fmt(ensemble['test']['r2'])}  (median prediction of the {len(ensemble['formulas'])} "
+              "best laws by validation; --json lists them)", file=out)
     human = document.get("human")
     if human:
         print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
