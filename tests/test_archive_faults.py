@@ -260,4 +260,4 @@ def test_export_takes_json_like_every_command(filled, capsys):
     status, _, err = run_sld(capsys, "archive", "export", 8, "--format", "latex", "--json", "--archive", filled)
     assert_one_line_error(status, err, "--json exports JSON but --format asks for latex; drop one of them")
     status, _, err = run_sld(capsys, "archive", "export", 8, "--archive", filled)
-    assert_one_line_error(status, err, "--format latex|sympy|python|json, or --json")
+    assert_one_line_error(status, err, "--format latex|sympy|python|json|sldbench|harbor, or --json")
