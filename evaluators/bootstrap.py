@@ -4,12 +4,18 @@ A law fitted per group gives one value per parameter and one prediction per
 point, with no sense of how far the runs pin them down.  The bootstrap asks
 the runs themselves: resample each group's training runs with replacement,
 refit, and read the spread of the refitted parameters and predictions
-(percentile intervals).  That is the uncertainty of the *fitted law* (a
-confidence interval for the law's value at a point), not of a new noisy run.
+(percentile intervals).  ``predict_interval`` is the uncertainty of the
+*fitted law* (a confidence interval for the law's value at a point).
+``run_interval`` is where a *new run* at that point would land: each
+resample's prediction plus one of the group's own training residuals (in the
+fitting space, so multiplicative in log space), drawn at random, as in the
+bootstrap prediction intervals of Davison & Hinkley (1997, section 6.3.3).
+It is wider, and it is what to hold a next run's loss against.
 
 Scikit-learn conventions: ``BootstrapFit(law, options, n_resamples, seed)``,
 ``fit(rows)``, then ``params_``, ``resample_params_``, ``n_failed_``,
-``predict(rows)``, ``predict_interval(rows, level)``, ``param_intervals(level)``.
+``predict(rows)``, ``predict_interval(rows, level)``, ``run_interval(rows, level)``,
+``param_intervals(level)``.
 
 Speed: ``LawFitter`` fits every group of a ``Rows`` in one batched
 computation, so every resample of every group goes into one ``Rows`` under a
@@ -87,6 +93,7 @@ class BootstrapFit:
         groups = kept.by_group()
         names = tuple(groups)
         self.n_rows_ = {g: len(r) for g, r in groups.items()}
+        self.residuals_ = {g: self._residuals(r) for g, r in groups.items()}
         rng = np.random.default_rng(self.seed)
         draws = {g: rng.integers(0, len(r), size=(self.n_resamples, len(r))) for g, r in groups.items()}
         options = self._resample_options(kept)
@@ -100,6 +107,14 @@ class BootstrapFit:
             self._fit_chunk(groups, draws, resamples, options)
         self.seconds_ = time.perf_counter() - start
         return self
+
+    def _residuals(self, rows: Rows) -> np.ndarray:
+        """The point fit's residuals on one group's fitted runs, in its fitting space (n × outputs)."""
+        with np.errstate(all="ignore"):
+            predicted = self.fitter_.predict(rows)
+            if self.fitter_.space_ == "log":
+                return np.log(rows.y) - np.log(predicted)
+            return rows.y - predicted
 
     def _resample_options(self, kept: Rows) -> FitOptions:
         update: dict = {"outlier_fence": None, "space": self.fitter_.space_}
@@ -172,6 +187,30 @@ class BootstrapFit:
         """
         low, high = _percentiles(level)
         values = self.resample_predictions(rows)
+        with np.errstate(all="ignore"):
+            values = np.where(np.isfinite(values), values, np.nan)
+        return _nanpercentile(values, low), _nanpercentile(values, high)
+
+    def run_interval(self, rows: Rows, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
+        """Percentile interval of a new run's target at each row: (lower, upper), each n × outputs.
+
+        Each resample's prediction plus one residual of the row's group drawn at
+        random (seeded by ``seed``, independent of the resampling draws).
+        """
+        low, high = _percentiles(level)
+        values = self.resample_predictions(rows)
+        rng = np.random.default_rng([self.seed, 1])
+        for name in rows.group_names:
+            residuals = self.residuals_.get(name)
+            mask = np.asarray(rows.groups == name)
+            if residuals is None:
+                values[:, mask] = np.nan
+                continue
+            residuals = np.where(np.isfinite(residuals), residuals, 0.0)
+            drawn = residuals[rng.integers(0, len(residuals), size=(self.n_resamples, int(mask.sum())))]
+            with np.errstate(all="ignore"):
+                values[:, mask] = (values[:, mask] * np.exp(drawn) if self.fitter_.space_ == "log"
+                                   else values[:, mask] + drawn)
         with np.errstate(all="ignore"):
             values = np.where(np.isfinite(values), values, np.nan)
         return _nanpercentile(values, low), _nanpercentile(values, high)

@@ -51,6 +51,23 @@ def test_a_90_percent_interval_covers_the_planted_value_about_90_percent_of_the_
         assert 0.80 <= covered <= 0.97, (at, covered)
 
 
+def test_a_90_percent_new_run_interval_covers_a_new_noisy_run_about_90_percent_of_the_time():
+    rows = _repetitions(100, noise=0.01)
+    boot = BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=200, seed=1).fit(rows)
+    rng = np.random.default_rng(99)
+    for at in (1e7, 4e9):
+        points = _points(at, rows.group_names)
+        lower, upper = boot.run_interval(points, level=0.9)
+        law_lower, law_upper = boot.predict_interval(points, level=0.9)
+        assert np.all(lower <= law_lower) and np.all(law_upper <= upper)  # wider than the law's own
+        new_runs = _truth(at) + rng.normal(0.0, 0.01, len(rows.group_names))  # SYNTHETIC next runs
+        covered = np.mean((lower[:, 0] <= new_runs) & (new_runs <= upper[:, 0]))
+        assert 0.80 <= covered <= 0.97, (at, covered)
+    again = BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=200, seed=1).fit(rows)
+    np.testing.assert_array_equal(again.run_interval(_points(1e7, rows.group_names))[0],
+                                  boot.run_interval(_points(1e7, rows.group_names))[0])
+
+
 def test_intervals_are_reproducible_and_independent_of_chunking(monkeypatch):
     rows = _repetitions(3, seed=5)
     law = parse_law(LAW, SPEC)

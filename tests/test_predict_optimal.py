@@ -128,8 +128,11 @@ def test_predict_interval_on_a_curated_task_and_its_test_runs(tmp_path, capsys):
     lower = np.array([r["lower"] for r in doc["predictions"]])
     upper = np.array([r["upper"] for r in doc["predictions"]])
     assert np.all(lower <= upper)
-    covered = float(np.mean((lower <= observed) & (observed <= upper)))
-    print(f"parallel_scaling_law: the 90% interval covers {covered:.0%} of {len(observed)} test runs")
+    run_lower = np.array([r["run_lower"] for r in doc["predictions"]])
+    run_upper = np.array([r["run_upper"] for r in doc["predictions"]])
+    assert np.all(run_lower <= lower) and np.all(upper <= run_upper)
+    covered = float(np.mean((run_lower <= observed) & (observed <= run_upper)))
+    print(f"parallel_scaling_law: the 90% new-run interval covers {covered:.0%} of {len(observed)} test runs")
     # test runs lie beyond the largest training N: each is flagged
     assert all(any(f["feature"] in symbols and f["side"] == "above" for f in r["outside_training_range"])
                for r in doc["predictions"])

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     predictions = boot.predict(rows)
     _check_finite(boot, rows, predictions, task.train.by_group())
     lower, upper = boot.predict_interval(rows, args.level)
-    records = _records(task, boot, rows, predictions, lower, upper)
+    run_lower, run_upper = boot.run_interval(rows, args.level)
+    records = _records(task, boot, rows, predictions, (lower, upper), (run_lower, run_upper))
     document = {
         "task": task.name, "formula": choice.law.text, "law_id": choice.law_id,
         "fit_options": fitted_law.fit_options_document(choice.options),
@@ -111,11 +112,12 @@ def _check_finite(boot: BootstrapFit, rows: Rows, predictions: np.ndarray, train
         raise TaskError(f"the fitted law is not finite at {where} (group {group}); pick another point")
 
 
-def _records(task, boot: BootstrapFit, rows: Rows, predictions, lower, upper) -> list[dict]:
+def _records(task, boot: BootstrapFit, rows: Rows, predictions, law_interval, run_interval) -> list[dict]:
     from sld.evaluators.extrapolation import outside_training_range
 
     names = task.spec.symbols
     train = task.train.by_group()
+    (lower, upper), (run_lower, run_upper) = law_interval, run_interval
     out = []
     for i in range(len(rows)):
         group = rows.groups[i]
@@ -124,6 +126,7 @@ def _records(task, boot: BootstrapFit, rows: Rows, predictions, lower, upper) ->
             out.append({
                 "group": group, "point": dict(zip(names, rows.X[i].tolist())), "target": target,
                 "prediction": float(predictions[i, k]), "lower": float(lower[i, k]), "upper": float(upper[i, k]),
+                "run_lower": float(run_lower[i, k]), "run_upper": float(run_upper[i, k]),
                 "outside_training_range": [f.to_dict() for f in flags],
                 "notes": [f.text() for f in flags],
             })
@@ -147,13 +150,14 @@ def _print(document: dict, task, boot: BootstrapFit, console) -> None:
         console.print(f"[red]{group}: not fitted[/red]: {reason}", highlight=False, markup=True)
     names = list(task.spec.symbols)
     multi = len(task.spec.targets) > 1
-    columns = ["group", *names, *(["target"] if multi else []), "prediction", f"{level:.0%} interval",
-               "outside the training runs"]
+    columns = ["group", *names, *(["target"] if multi else []), "prediction", f"{level:.0%} law interval",
+               f"{level:.0%} new-run interval", "outside the training runs"]
     table = output.make_table(columns, title="predictions", numeric=[*names, "prediction"])
     for record in document["predictions"]:
         interval = f"[{output.number(record['lower'], 5)}, {output.number(record['upper'], 5)}]"
         cells = [record["group"], *(output.number(record["point"][n], 4) for n in names)]
         cells += [record["target"]] if multi else []
-        cells += [output.number(record["prediction"]), interval, "; ".join(record["notes"]) or "—"]
+        run = f"[{output.number(record['run_lower'], 5)}, {output.number(record['run_upper'], 5)}]"
+        cells += [output.number(record["prediction"]), interval, run, "; ".join(record["notes"]) or "—"]
         table.add_row(*cells)
     console.print(table)
