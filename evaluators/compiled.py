@@ -17,7 +17,9 @@ turned it into a tree of whitelisted nodes, and names are the renamed ones.
 
 from __future__ import annotations
 
+import ast
 import functools
+import re
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -27,6 +29,9 @@ from sympy.printing.numpy import NumPyPrinter
 
 
 class ElementwisePrinter(NumPyPrinter):
+    def _print_Abs(self, expr: sympy.Abs) -> str:
+        return f"numpy.abs({self._print(expr.args[0])})"
+
     def _print_Min(self, expr: sympy.Min) -> str:
         args = [self._print(a) for a in expr.args]
         return functools.reduce(lambda a, b: f"numpy.minimum({a}, {b})", args)
@@ -50,17 +55,52 @@ def compile_expressions(
     xs = [sympy.Symbol(f"_x{i}", real=True) for i in range(len(features))]
     ps = [sympy.Symbol(f"_p{i}", real=True) for i in range(len(params))]
     rename = dict(zip(features, xs)) | dict(zip(params, ps))
-    renamed = [sympy.sympify(e).xreplace(rename) for e in expressions]
+    renamed = [_as_expression(e).xreplace(rename) for e in expressions]
     shared, reduced = sympy.cse(renamed, symbols=sympy.numbered_symbols("_c"))
     printer = ElementwisePrinter()
     lines = [f"def _law({', '.join(s.name for s in (*xs, *ps))}):"]
     lines += [f"    {symbol.name} = {printer.doprint(value)}" for symbol, value in shared]
     lines.append(f"    return [{', '.join(printer.doprint(e) for e in reduced)}]")
+    source = "\n".join(lines)
+    tree = ast.parse(source)
+    _check_generated(tree)
     namespace = {"numpy": np}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exec(compile("\n".join(lines), "<sld compiled law>", "exec"), namespace)  # noqa: S102 - printed from a parsed tree
+        # The one place generated code runs: printed by SymPy from a parsed, whitelisted tree, and
+        # checked above to hold nothing but arithmetic on the renamed symbols and numpy's math.
+        exec(compile(tree, "<sld compiled law>", "exec"), namespace)  # noqa: S102
     return CompiledExpressions(namespace["_law"], len(renamed))
+
+
+def _as_expression(value: sympy.Basic | int | float) -> sympy.Basic:
+    """A SymPy expression as is, or a plain number as a SymPy number (never text: no parsing here)."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"compile_expressions takes SymPy expressions or numbers, not {type(value).__name__}")
+    return sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
+
+
+_GENERATED_NAME = re.compile(r"_[xpc]\d+")
+_GENERATED_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Assign, ast.Return, ast.List,
+                    ast.Tuple, ast.Name, ast.Load, ast.Store, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Call,
+                    ast.Attribute, ast.operator, ast.unaryop)
+
+
+def _check_generated(tree: ast.Module) -> None:
+    """Refuse generated source that is anything but arithmetic on ``_x``/``_p``/``_c`` names and
+    ``numpy.<function>`` calls (a guard on our own printer: it never sees user text)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, _GENERATED_NODES):
+            raise ValueError(f"generated law code holds a {type(node).__name__}; refusing to run it")
+        if isinstance(node, ast.Name) and node.id != "numpy" and not _GENERATED_NAME.fullmatch(node.id):
+            raise ValueError(f"generated law code names {node.id!r}; refusing to run it")
+        if isinstance(node, ast.Attribute) and not (
+                isinstance(node.value, ast.Name) and node.value.id == "numpy" and not node.attr.startswith("_")):
+            raise ValueError("generated law code reaches an attribute other than numpy's functions")
+        if isinstance(node, ast.FunctionDef) and node.name != "_law":
+            raise ValueError(f"generated law code defines {node.name!r}; refusing to run it")
 
 
 class CompiledExpressions:
