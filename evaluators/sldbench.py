@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import textwrap
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import sympy
@@ -67,23 +66,6 @@ def check_format(fmt: str | None) -> str:
     if fmt not in PROGRAM_FORMATS:
         raise ProgramError(f"unknown program format {fmt!r}; use one of {', '.join(PROGRAM_FORMATS)}")
     return fmt
-
-
-def check_output(path: str | Path) -> None:
-    """Refuse, before any fitting, an output path whose folder does not exist or that is a folder."""
-    path = Path(path)
-    if path.is_dir():
-        raise ProgramError(f"cannot write {path}: it is a directory")
-    if not path.parent.is_dir():
-        raise ProgramError(f"cannot write {path}: no directory {path.parent}")
-
-
-def write_program(path: str | Path, source: str) -> None:
-    """Write a program to ``path``; a path that cannot be written is a one-line error."""
-    try:
-        Path(path).write_text(source, encoding="utf-8")
-    except OSError as err:
-        raise ProgramError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 # -- SLDBench ---------------------------------------------------------------------------

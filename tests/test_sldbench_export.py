@@ -231,7 +231,7 @@ def test_archive_export_harbor_goes_to_standard_output(campaign, capsys):
     (["eval", "parallel_scaling_law", "E + A/N**a", "--export", "onnx", "--output", "x.py"],
      "unknown program format 'onnx'; use one of sldbench, harbor"),
     (["eval", "parallel_scaling_law", "E + A/N**a", "--export", "harbor", "--output", "/no/such/dir/law.py"],
-     "cannot write /no/such/dir/law.py: no directory /no/such/dir"),
+     "--output /no/such/dir/law.py: the folder /no/such/dir does not exist"),
 ])
 def test_bad_export_requests_are_one_line_errors(argv, message, capsys):
     assert main(argv) == 2

@@ -122,9 +122,9 @@ def _export(args: argparse.Namespace) -> int:
         entry = dataclasses.replace(entry, params=result["params"])  # what `sld discover` reported
     text = export_entry(entry, spec, export_format, args.group, train=train, options=options)
     if args.output:
-        from sld.evaluators.sldbench import write_program
+        from sld.tasks.output_file import write_output_file
 
-        write_program(args.output, text)
+        write_output_file(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

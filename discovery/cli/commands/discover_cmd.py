@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     task = resolve_task(args.task, args.task_file)
     if args.report:
-        from sld.discovery.report.files import check_output
+        from sld.tasks.output_file import check_output_file
 
-        check_output(args.report, "--report")  # a mistyped folder fails before the campaign, not after it
+        check_output_file(args.report, "--report")  # a mistyped folder fails before the campaign, not after it
     settings = None if args.resume else _new_settings(args)  # bad values fail before any file is made
     if settings is not None:
         require_backend(settings)  # so does --backend ray without Ray installed
@@ -97,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(archive_path: str, campaign_id: int, task: Task, path: str) -> None:
     from sld.discovery.report.build import campaign_report
-    from sld.discovery.report.files import write_html
+    from sld.tasks.output_file import write_output_file
 
     with Archive(archive_path, read_only=True) as archive:
         html = campaign_report(archive, campaign_id, task, progress=output.progress)
-    size = write_html(path, html, "--report")
+    size = write_output_file(path, html, "--report")
     output.note(f"wrote {path} ({size / 1024:.0f} KiB)")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sld.discovery.cli import output
 from sld.tasks import Task, TaskError, resolve_task
+from sld.tasks.output_file import check_output_file, write_output_file
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -139,14 +140,14 @@ def run(args: argparse.Namespace) -> int:
         from sld.evaluators import sldbench
 
         source = sldbench.program(export, law, task.spec, evaluation.params, task.train, options)
-        sldbench.write_program(args.output, source)
+        write_output_file(args.output, source)
         output.note(f"wrote the {export} program to {args.output}")
     return 1 if evaluation.failed else 0
 
 
 def export_format(args: argparse.Namespace) -> str | None:
     """``--export``, checked with ``--output`` before any fitting (None: no program to write)."""
-    from sld.evaluators.sldbench import check_format, check_output
+    from sld.evaluators.sldbench import check_format
 
     if args.export is None:
         if args.output:
@@ -154,7 +155,7 @@ def export_format(args: argparse.Namespace) -> str | None:
         return None
     if not args.output:
         raise TaskError(f"--export {args.export} writes a file: add --output FILE")
-    check_output(args.output)
+    check_output_file(args.output)
     return check_format(args.export)
 
 

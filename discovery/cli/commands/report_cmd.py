@@ -40,10 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sld.discovery.report.files import check_output, write_html
+    from sld.tasks.output_file import check_output_file, write_output_file
     from sld.discovery.report.settings import ReportSettings
 
-    target = check_output(args.output)
+    target = check_output_file(args.output)
     settings = ReportSettings(resamples=args.resamples, level=args.level, seed=args.seed)
     if args.campaign is not None:
         task_name, campaign_id, html = _campaign(args, settings)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         output.warn_about(choice.task)
         html = law_report(choice.task, choice.law, choice.options, settings, progress=output.progress)
         document = {"task": choice.task.name, "formula": choice.law.text}
-    size = write_html(target, html)
+    size = write_output_file(target, html)
     if args.json:
         output.print_json({**document, "output": str(target), "bytes": size})
     else:
