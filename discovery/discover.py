@@ -33,6 +33,7 @@ from sld.tasks import SLDError, Task, TrainingTask
 if TYPE_CHECKING:
     from sld.discovery.proposers.llm import LLMConfig
     from sld.discovery.proposers.base import Proposer
+    from sld.evaluators.fitting import FitOptions
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
     )
 
 
-def _ensemble(task: Task | TrainingTask, formulas: list[str], options) -> dict | None:
+def _ensemble(task: Task | TrainingTask, formulas: list[str], options: FitOptions) -> dict | None:
     """The ensemble's laws and, for a ``Task``, the test metrics of their median prediction."""
     if len(formulas) < 2:
         return None

@@ -185,11 +185,7 @@ class BootstrapFit:
         Resamples whose prediction at a row is not finite are left out of that
         row's interval; a row with none left gets NaN bounds.
         """
-        low, high = _percentiles(level)
-        values = self.resample_predictions(rows)
-        with np.errstate(all="ignore"):
-            values = np.where(np.isfinite(values), values, np.nan)
-        return _nanpercentile(values, low), _nanpercentile(values, high)
+        return _interval(self.resample_predictions(rows), level)
 
     def run_interval(self, rows: Rows, level: float = DEFAULT_LEVEL) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval of a new run's target at each row: (lower, upper), each n × outputs.
@@ -197,7 +193,7 @@ class BootstrapFit:
         Each resample's prediction plus one residual of the row's group drawn at
         random (seeded by ``seed``, independent of the resampling draws).
         """
-        low, high = _percentiles(level)
+        check_level(level)
         values = self.resample_predictions(rows)
         rng = np.random.default_rng([self.seed, 1])
         for name in rows.group_names:
@@ -211,9 +207,7 @@ class BootstrapFit:
             with np.errstate(all="ignore"):
                 values[:, mask] = (values[:, mask] * np.exp(drawn) if self.fitter_.space_ == "log"
                                    else values[:, mask] + drawn)
-        with np.errstate(all="ignore"):
-            values = np.where(np.isfinite(values), values, np.nan)
-        return _nanpercentile(values, low), _nanpercentile(values, high)
+        return _interval(values, level)
 
     def param_intervals(self, level: float = DEFAULT_LEVEL) -> dict[str, dict[str, tuple[float, float]]]:
         """Percentile interval of each parameter, per group: group → name → (lower, upper)."""
@@ -230,6 +224,14 @@ def check_level(level: float) -> float:
     if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
         raise SLDError(f"--level must lie strictly between 0 and 1 (e.g. 0.9 for 90%), not {level}")
     return float(level)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bounds over the resamples (axis 0), leaving out values that are not finite."""
+    low, high = _percentiles(level)
+    with np.errstate(all="ignore"):
+        values = np.where(np.isfinite(values), values, np.nan)
+    return _nanpercentile(values, low), _nanpercentile(values, high)
 
 
 def _percentiles(level: float) -> tuple[float, float]:

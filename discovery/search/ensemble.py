@@ -19,7 +19,7 @@ import numpy as np
 
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import parse_law
-from sld.evaluators.metrics import Metrics, score
+from sld.evaluators import metrics
 from sld.tasks import Rows, TaskSpec
 
 DEFAULT_SIZE = 5
@@ -62,6 +62,6 @@ class Ensemble:
     def predict(self, rows: Rows) -> np.ndarray:
         return self.forecast(rows).median
 
-    def score(self, rows: Rows) -> Metrics:
+    def score(self, rows: Rows) -> metrics.Metrics:
         """SLDBench metrics of the median prediction on ``rows``."""
-        return score(rows.y, self.predict(rows), rows.groups)
+        return metrics.score(rows.y, self.predict(rows), rows.groups)
