@@ -219,6 +219,40 @@ class BootstrapFit:
         return out
 
 
+SPREAD_CAP = 10.0  # a point's spread counts at most this many target spreads (one exploding point is enough)
+
+
+def prediction_spread(law: Law, rows: Rows, at: Rows, scale: np.ndarray, options: FitOptions | None = None,
+                      n_resamples: int = 10, seed: int = 0) -> float:
+    """How far the runs pin down ``law``'s predictions at the points ``at``: one number, lower is surer.
+
+    ``law`` is fitted on ``rows`` resampled within each group ``n_resamples``
+    times; at each point of ``at`` and each target, the spread is the
+    interquartile range of the refitted predictions in units of ``scale``
+    (one value per target, e.g. the training targets' standard deviation),
+    capped at ``SPREAD_CAP``; the result is the mean over points and targets.
+    A point where under half the resamples give a finite prediction counts
+    the cap, and so does the whole law if a refit raises (a linear-algebra
+    failure): a law that cannot be refitted, or that blows up there, is the
+    least sure.  For selection among laws that validate alike: one whose
+    extrapolation the runs leave loose (a saturation that may or may not set
+    in just beyond the data) is the risk.
+    """
+    scale = np.where(np.asarray(scale, dtype=float) > 0, np.asarray(scale, dtype=float), 1.0)
+    try:
+        boot = BootstrapFit(law, options, n_resamples=n_resamples, seed=seed).fit(rows)
+        values = boot.resample_predictions(at)  # (resamples, points, targets)
+    except (np.linalg.LinAlgError, ArithmeticError, ValueError):  # e.g. "Eigenvalues did not converge"
+        return SPREAD_CAP
+    with np.errstate(all="ignore"):
+        values = np.where(np.isfinite(values), values, np.nan)
+        enough = np.isfinite(values).sum(axis=0) * 2 >= n_resamples
+        upper, lower = _nanpercentile(values, 75.0), _nanpercentile(values, 25.0)
+        spread = np.where(enough, np.minimum((upper - lower) / scale, SPREAD_CAP), SPREAD_CAP)
+    spread = np.where(np.isfinite(spread), spread, SPREAD_CAP)
+    return float(np.mean(spread)) if spread.size else SPREAD_CAP
+
+
 def check_level(level: float) -> float:
     """A confidence level strictly between 0 and 1, or a one-line error."""
     if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sld.evaluators.bootstrap import BootstrapFit
+from sld.evaluators.bootstrap import SPREAD_CAP, BootstrapFit, prediction_spread
 from sld.evaluators.fitting import FitOptions
 from sld.evaluators.formula import parse_law
 from sld.tasks import Rows, SLDError, TaskSpec
@@ -121,3 +121,27 @@ def test_level_must_lie_between_0_and_1(level):
     boot = BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=3).fit(_repetitions(1))
     with pytest.raises(SLDError, match="--level"):
         boot.param_intervals(level)
+
+
+# -- prediction_spread: how well the runs pin a law down beyond them ----------------------------
+def test_a_trap_law_that_fits_the_runs_as_well_is_less_sure_beyond_them():
+    # SYNTHETIC: one noisy data set of the planted law; the trap, a cubic in log N, fits the
+    # same runs about as well but its extrapolation hangs on poorly identified coefficients.
+    rows = _repetitions(1, noise=0.02, seed=3)
+    beyond = _points(4e10, rows.group_names)  # 40x the largest run
+    scale = np.std(rows.y, axis=0)
+    planted = prediction_spread(parse_law(LAW, SPEC), rows, beyond, scale, CHEAP, n_resamples=20)
+    trap = prediction_spread(parse_law("a + b*log(N) + c*log(N)**2 + d*log(N)**3", SPEC), rows, beyond, scale,
+                             CHEAP, n_resamples=20)
+    assert 0 < planted < trap / 3
+    # the same call, the same number (seeded resamples)
+    assert prediction_spread(parse_law(LAW, SPEC), rows, beyond, scale, CHEAP, n_resamples=20) == planted
+
+
+def test_a_law_the_resamples_cannot_predict_counts_the_cap():
+    rows = _repetitions(1, seed=4)
+    # log(N - 1e9) is not finite at any run, so no resample gives a prediction anywhere
+    law = parse_law("E + A*log(N - 1000000000)", SPEC)
+    spread = prediction_spread(law, rows, _points(4e9, rows.group_names), np.std(rows.y, axis=0), CHEAP,
+                               n_resamples=5)
+    assert spread == SPREAD_CAP
