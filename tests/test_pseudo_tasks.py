@@ -14,11 +14,12 @@ import json
 import numpy as np
 import pytest
 
-from sld.discovery.benchmarks.pseudo import probe_rows, read_records, run_benchmark, run_pseudo_campaign, spearman
+from sld.discovery.search.probes import probe_rows
+from sld.discovery.benchmarks.pseudo import read_records, run_benchmark, run_pseudo_campaign, spearman
 from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks
 from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
-    pick_pysr, pick_top_search, study,
+    pick_pysr, pick_stable_score, pick_stable_tie, pick_top_search, study,
 )
 from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
@@ -157,7 +158,23 @@ def test_free_constants_are_chosen_leave_one_task_out():
     # a tie over the other tasks goes to the grid's earlier value
     scores, chosen = loto({t: [{"task": t}] for t in "AB"}, rule)
     assert chosen == {"A": {"p": 1}, "B": {"p": 0}}
-    assert {r.name for r in RULES if len(r.grid) > 1} == {"e consensus (pool LOTO)", "f' pysr best (tol LOTO)"}
+    assert {r.name for r in RULES if len(r.grid) > 1} == {"e consensus (pool LOTO)", "f' pysr best (tol LOTO)",
+                                                          "h stable score (weight LOTO)",
+                                                          "i stable tie-break (tol LOTO)"}
+
+
+def test_the_stable_rules_weigh_the_recorded_bootstrap_spread():
+    record = _record()
+    for law, spread in zip(record["laws"], (2.0, 0.5, 0.1, 0.0, None)):  # L4 has no spread recorded
+        law["spread"] = spread
+    # tie-break: within 1.2× of 0.10 are L0 (0.10) and L1 (0.12): L1 spreads less
+    assert pick_stable_tie(record, tolerance=0.2) == 1
+    assert pick_stable_tie(record, tolerance=0.6) == 2  # L2 (0.15) joins and spreads less still
+    assert pick_stable_tie(record, tolerance=0.0) == 0
+    # score × (1 + w × spread): w=0.5 gives L0 0.2, L1 0.15, L2 0.1575, L3 0.20
+    assert pick_stable_score(record, weight=0.5) == 1
+    assert pick_stable_score(record, weight=8.0) == 3  # L3 0.20 × 1 beats L2 0.15 × 1.8 = 0.27
+
 
 
 def test_spearman_matches_a_hand_computed_case():
@@ -219,9 +236,9 @@ def test_the_harness_records_planted_and_trap_laws_end_to_end(tmp_path):
     again = evaluate_on_test(parse_law(PLANTED, task.spec), pseudo, settings.full_fit())
     assert planted["pseudo_test"]["r2"] == pytest.approx(again.held_out.r2, abs=1e-9)
     assert len(planted["test_predictions"]) == len(pseudo.test)
-    assert len(planted["probe_predictions"]) == record["probes"]["n"] == len(probe_rows(pseudo))
+    assert len(planted["probe_predictions"]) == record["probes"]["n"] == len(probe_rows(pseudo.spec, pseudo.train))
     # probes lie beyond the largest pseudo-training run, from the training rows alone
-    assert probe_rows(pseudo).X[:, 0].min() > pseudo.train.X[:, 0].max()
+    assert probe_rows(pseudo.spec, pseudo.train).X[:, 0].min() > pseudo.train.X[:, 0].max()
     assert all(len(law["full"]["folds"]) >= 1 for law in record["laws"] if law["full"]["status"] == "ok")
     result = study([record])
     assert {r.name for r in result.rules} == {r.name for r in RULES}

@@ -43,70 +43,19 @@ from sld.archive import Archive
 from sld.discovery.search.campaign import Campaign
 from sld.discovery.proposers.offline import OfflineProposer
 from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
+from sld.discovery.search.probes import probe_rows
 from sld.discovery.search.selection import worst_fold
 from sld.discovery.search.settings import CampaignSettings
 from sld.discovery.search.workers import EvaluationPool
+from sld.evaluators.bootstrap import prediction_spread
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
 from sld.evaluators.metrics import Metrics, score
-from sld.tasks import Rows, curated_names, load_task
-from sld.tasks.rows import scale_rank
+from sld.tasks import curated_names, load_task
 
 TOP_K = 16
-PROBE_STEPS = (1, 2)  # ×2 and ×4 along a positive feature spanning a factor 2 or more; else +10%, +20% of its range
-PROBE_RUNS_PER_GROUP = 8  # at most this many of a group's largest runs seed probes
-MIXTURE_PROBES_PER_GROUP = 16
-
-
-# -- probe points -----------------------------------------------------------------
-def probe_rows(task: PseudoTask) -> Rows:
-    """Points beyond each group's largest pseudo-training runs, from ``task.train`` alone.
-
-    Along each axis (the joint scale, i.e. every scale feature at once, when
-    there are several, then each scale feature alone) the axis's features are
-    set to the group's largest pseudo-training value times 2 and times 4, the
-    other features kept at their values in the group's largest runs by the
-    joint scale (at most ``PROBE_RUNS_PER_GROUP`` of them; duplicates dropped).
-    A feature that is not positive or spans under a factor 2 (``log_flops``)
-    steps by 10% and 20% of its range instead.  A task without
-    a scale feature gets midpoints of seeded random pairs of each group's runs.
-    """
-    rows, spec = task.train, task.spec
-    columns = [spec.feature_columns.index(c) for c in spec.scale]
-    X, groups = [], []
-    if not columns:
-        rng = np.random.default_rng(0)
-        for group in rows.group_names:
-            index = np.flatnonzero(rows.groups == group)
-            pairs = rng.choice(index, size=(MIXTURE_PROBES_PER_GROUP, 2))
-            X.append((rows.X[pairs[:, 0]] + rows.X[pairs[:, 1]]) / 2)
-            groups += [group] * MIXTURE_PROBES_PER_GROUP
-        return _rows(np.vstack(X), groups, rows.y.shape[1])
-    axes = ([columns] if len(columns) > 1 else []) + [[c] for c in columns]
-    for group in rows.group_names:
-        index = np.flatnonzero(rows.groups == group)
-        rank = scale_rank(rows.X[index], columns)
-        top = index[np.argsort(-rank, kind="stable")[:PROBE_RUNS_PER_GROUP]]
-        for axis in axes:
-            for step in PROBE_STEPS:
-                points = rows.X[top].copy()
-                for c in axis:
-                    points[:, c] = _step(rows.X[:, c], rows.X[index, c].max(), step)
-                points = np.unique(points, axis=0)  # without other features the largest runs coincide
-                X.append(points)
-                groups += [group] * len(points)
-    return _rows(np.vstack(X), groups, rows.y.shape[1])
-
-
-def _step(values: np.ndarray, largest: float, step: int) -> float:
-    low, high = float(values.min()), float(values.max())
-    if low > 0 and high >= 2 * low:
-        return largest * 2.0**step
-    return largest + 0.1 * step * (high - low)
-
-
-def _rows(X: np.ndarray, groups: list, n_targets: int) -> Rows:
-    return Rows(X, np.zeros((len(X), n_targets)), np.array(groups, dtype=object))
+SPREAD_TOP = 8  # the best laws whose bootstrap spread at the probes is recorded (the finalists' pool)
+SPREAD_RESAMPLES = 10  # resamples per law, at the search's fit effort: a ranking signal, not an interval
 
 
 # -- one campaign -----------------------------------------------------------------
@@ -130,7 +79,12 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
     timeout = settings.candidate_timeout_s * len(thorough.fold_pairs(training))
     with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
         rescored = dict(pool.evaluate([m.law.text for m in top]))
-    probes = probe_rows(task)
+    probes = probe_rows(task.spec, task.train)
+    target_std = np.std(task.train.y, axis=0)
+    spread_started = time.monotonic()
+    spreads = [prediction_spread(m.law, task.train, probes, target_std, settings.fit,
+                                 n_resamples=SPREAD_RESAMPLES, seed=settings.seed) for m in top[:SPREAD_TOP]]
+    spread_seconds = time.monotonic() - spread_started
     laws = []
     for rank, member in enumerate(top):
         again = rescored[rank]
@@ -160,6 +114,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                             "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
             "probe_predictions": at_probes.tolist(),
+            "spread": spreads[rank] if rank < len(spreads) else None,
         })
     chosen_key = result.best.law.key if result.best is not None else None
     chosen = next((i for i, law in enumerate(laws) if law["key"] == chosen_key), None)
@@ -172,9 +127,10 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         "n_train": len(task.train), "n_test": len(task.test), "dropped_diverged": task.dropped,
         "warnings": list(task.warnings),
         "evaluated": result.evaluated, "stop_reason": result.stop_reason,
-        "campaign_seconds": campaign_seconds, "seconds": time.monotonic() - started,
+        "campaign_seconds": campaign_seconds, "spread_seconds": spread_seconds,
+        "seconds": time.monotonic() - started,
         "targets": {"y": task.test.y.tolist(), "groups": [str(g) for g in task.test.groups]},
-        "train_target_std": np.std(task.train.y, axis=0).tolist(),
+        "train_target_std": target_std.tolist(),
         "probes": {"n": len(probes), "groups": [str(g) for g in probes.groups]},
         "current_choice": {"index": chosen, "formula": result.best.law.text if result.best else None,
                            "pseudo_test_r2": laws[chosen]["pseudo_test"]["r2_clipped"] if chosen is not None

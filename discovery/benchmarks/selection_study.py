@@ -22,10 +22,16 @@ The rules (``RULES``):
   full-effort mean NMSE against complexity, among laws within ``tolerance``× of
   the lowest NMSE, the largest drop in log NMSE per unit of complexity over the
   next simpler front law;
-* ``ensemble top-5``: the elementwise median of the top 5 laws' pseudo-test predictions.
+* ``ensemble top-5``: the elementwise median of the top 5 laws' pseudo-test predictions;
+* ``stable score``: among the laws with a recorded bootstrap spread at the
+  probes (``evaluators.bootstrap.prediction_spread``; the top 8), the lowest
+  search score × (1 + ``weight`` × spread);
+* ``stable tie-break``: among those within (1 + ``tolerance``)× the best search
+  score, the least spread (validation ties broken by how well the runs pin
+  the law down beyond them).
 
 A rule with a free constant (``consensus``'s pool size; the tuned variant of
-``pysr best``'s tolerance) gets it leave-one-task-out: for each task, the
+``pysr best``'s tolerance; the stable rules' weight and tolerance) gets it leave-one-task-out: for each task, the
 value with the best mean score over the *other* tasks (ties to the earlier
 value of the grid) is applied to it, so no task's own figures choose what it
 is scored with.  ``study`` reports which values were chosen.
@@ -133,6 +139,28 @@ def pick_pysr(record: dict, tolerance: float = 1.5) -> int:
     return best["rank"]
 
 
+def _with_spread(record: dict) -> list[dict]:
+    return [law for law in record["laws"] if law.get("spread") is not None]
+
+
+def pick_stable_score(record: dict, weight: float = 1.0) -> int:
+    """Among the laws with a bootstrap spread, the lowest search score × (1 + ``weight`` × spread)."""
+    pool = _with_spread(record)
+    if not pool:
+        return pick_top_search(record)
+    return min(pool, key=lambda law: (law["search"]["score"] * (1.0 + weight * law["spread"]), law["rank"]))["rank"]
+
+
+def pick_stable_tie(record: dict, tolerance: float = 0.2) -> int:
+    """Among the laws with a spread whose search score is within (1 + ``tolerance``)× the best, the least spread."""
+    pool = _with_spread(record)
+    if not pool:
+        return pick_top_search(record)
+    best = min(law["search"]["score"] for law in pool)
+    near = [law for law in pool if law["search"]["score"] <= (1.0 + tolerance) * best]
+    return min(near, key=lambda law: (law["spread"], law["rank"]))["rank"]
+
+
 def ensemble_r2(record: dict, n: int = 5) -> float:
     """Clipped pseudo-test R² of the elementwise median of the top ``n`` laws' predictions (finite ones only)."""
     predictions = [np.asarray(law["test_predictions"], dtype=float) for law in record["laws"][:n]]
@@ -179,6 +207,10 @@ RULES: tuple[Rule, ...] = (
     Rule("f' pysr best (tol LOTO)", _by_index(pick_pysr),
          ({"tolerance": 1.1}, {"tolerance": 1.5}, {"tolerance": 2.0}, {"tolerance": 4.0})),
     Rule("g ensemble median top-5", ensemble_r2),
+    Rule("h stable score (weight LOTO)", _by_index(pick_stable_score),
+         ({"weight": 0.5}, {"weight": 2.0}, {"weight": 8.0})),
+    Rule("i stable tie-break (tol LOTO)", _by_index(pick_stable_tie),
+         ({"tolerance": 0.05}, {"tolerance": 0.2}, {"tolerance": 0.5})),
 )
 
 
@@ -268,17 +300,17 @@ def _short(task: str) -> str:
 
 def format_study(result: Study) -> str:
     """Rules × tasks: mean clipped pseudo-test R², the mean over tasks, and tasks within 0.01 of the best."""
-    head = f"{'rule':26s} " + " ".join(f"{_short(t):>11s}" for t in result.tasks) + f" {'mean':>7s} {'≈best':>5s} {'vs a':>7s}"
+    head = f"{'rule':30s} " + " ".join(f"{_short(t):>11s}" for t in result.tasks) + f" {'mean':>7s} {'≈best':>5s} {'vs a':>7s}"
     lines = ["selection rules on pseudo-tasks (mean clipped pseudo-test R² per task over its pseudo-tasks "
              "and seeds; ≈best: tasks within 0.01 of the best available; vs a: campaigns where the rule beats / "
              "loses to the current rule by more than 0.01)", head]
     for rule in result.rules:
-        lines.append(f"{rule.name:26s} " + " ".join(f"{rule.per_task[t]:11.3f}" for t in result.tasks)
+        lines.append(f"{rule.name:30s} " + " ".join(f"{rule.per_task[t]:11.3f}" for t in result.tasks)
                      + f" {rule.overall:7.3f} {result.within(rule):5d} {f'+{rule.wins}/-{rule.losses}':>7s}")
     for label, values in (("best available (top-K)", result.best), ("median of top-K", result.median)):
-        lines.append(f"{label:26s} " + " ".join(f"{values[t]:11.3f}" for t in result.tasks)
+        lines.append(f"{label:30s} " + " ".join(f"{values[t]:11.3f}" for t in result.tasks)
                      + f" {statistics.fmean(values.values()):7.3f}")
-    lines.append(f"{'runs':26s} " + " ".join(f"{result.runs[t]:11d}" for t in result.tasks))
+    lines.append(f"{'runs':30s} " + " ".join(f"{result.runs[t]:11d}" for t in result.tasks))
     for rule in (r for r in result.rules if r.tuned):
         lines.append(f"  {rule.name}: leave-one-task-out choice " + ", ".join(
                 f"{_short(t)} {' '.join(f'{k}={v}' for k, v in p.items())}" for t, p in rule.chosen.items()))
