@@ -1,8 +1,9 @@
 """The search's score and the final choice among the finalists (Occam's razor with a threshold)."""
 
+import numpy as np
 import pytest
 
-from sld.discovery.search.selection import Finalist, choose_finalist, selection_score, worst_fold
+from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score, worst_fold
 
 
 def test_selection_score_penalises_complexity_and_failures():
@@ -113,3 +114,45 @@ def test_settings_stored_under_the_old_fence_name_still_load():
     stored.pop("validation_fence")
     settings = CampaignSettings.model_validate(stored)
     assert settings.validation_fence == 2.5 and settings.fit.outlier_fence == 8.0
+
+
+def test_choose_stable_keeps_the_least_spread_law_near_the_best_score():
+    scores, spreads = [0.10, 0.11, 0.115, 0.30], [0.9, 0.2, 0.1, 0.01]
+    assert choose_stable(scores, spreads, tolerance=0.2) == 2  # 0.30 is far worse: its tiny spread does not count
+    assert choose_stable(scores, spreads, tolerance=0.12) == 1
+    assert choose_stable(scores, spreads, tolerance=0.0) == 0
+    assert choose_stable([0.1, 0.1], [0.5, 0.5], tolerance=0.2) == 0  # ties to the earlier
+    with pytest.raises(ValueError):
+        choose_stable([0.1], [], tolerance=0.2)
+
+
+def test_final_choice_stable_keeps_the_planted_law_over_a_trap_that_validates_as_well(tmp_path):
+    """SYNTHETIC runs of a planted power law; the trap, a cubic in log N, fits the same runs but its
+    extrapolation is loose.  The 'stable' choice keeps the planted law and records every spread."""
+    from sld.archive import Archive
+    from sld.discovery.search.campaign import Campaign
+    from sld.discovery.search.settings import CampaignSettings
+    from sld.tasks import load_task_file
+
+    rng = np.random.default_rng(11)
+    n = np.logspace(6, 9, 30)
+    loss = 1.7 + 40 * n ** -0.3 + rng.normal(0, 0.02, n.size)
+    (tmp_path / "runs.csv").write_text("n,loss\n" + "\n".join(f"{a!r},{b!r}" for a, b in zip(n.tolist(), loss.tolist())) + "\n")
+    (tmp_path / "task.toml").write_text(
+        'name = "synthetic_trap"\ndescription = "SYNTHETIC planted law (test data)"\ncsv = "runs.csv"\n'
+        'scale = ["n"]\n\n[[features]]\ncolumn = "n"\nsymbol = "N"\n\n[[targets]]\ncolumn = "loss"\n')
+    task = load_task_file(tmp_path / "task.toml").training_view()
+    planted, trap = "E + A/N**alpha", "a + b*log(N) + c*log(N)**2 + d*log(N)**3"
+    chosen = {}
+    for tolerance in (0.0, 100.0):  # 0: the plain best score; 100: both laws compete on their spread
+        settings = CampaignSettings(budget=2, workers=0, final_choice="stable", finalists=2,
+                                    stable_tolerance=tolerance, complexity_penalty=0.0)
+        with Archive(tmp_path / f"{tolerance}.sqlite") as archive:
+            campaign = Campaign(task, settings, archive, [], starting_laws=[trap, planted])
+            result = campaign.run()
+        stored = result.finalists  # what sld.discover archives with the campaign's result
+        chosen[tolerance] = result.best.law.text
+        assert [f["chosen"] for f in stored].count(True) == 1 and all(f["why"] for f in stored)
+        by_formula = {f["formula"]: f for f in stored}
+        assert by_formula[planted]["spread"] < by_formula[trap]["spread"] / 3
+    assert chosen[100.0] == planted

@@ -23,9 +23,11 @@ import sympy
 from sld.archive import Archive, Entry, NewEntry
 from sld.discovery.search.population import Member, Population
 from sld.discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
-from sld.discovery.search.selection import Finalist, choose_finalist, selection_score, worst_fold
+from sld.discovery.search.probes import probe_rows
+from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score, worst_fold
 from sld.discovery.search.settings import CampaignSettings
 from sld.discovery.search.backend import CandidateResult, EvaluationBackend, open_backend
+from sld.evaluators.bootstrap import prediction_spread
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import law_to_text
 from sld.evaluators.validation import ValidationSplit
@@ -174,12 +176,13 @@ class Campaign:
                               tuple(self.finalists))
 
     def _final_choice(self, pool: EvaluationBackend) -> Member | None:
-        """Keep the best law by search score, or re-score the finalists and choose among them.
+        """Keep the best law by search score, or choose among the finalists.
 
         With ``final_choice='rescored'`` the best few laws are re-scored with full-effort fits;
         a finalist is scored by its worst fold (``final_folds``), and ``choose_finalist`` says
-        when simpler wins.  Either way ``self.finalists`` records every finalist, its scores
-        and why it was or was not kept, for the archive.
+        when simpler wins.  With ``'stable'``, ``_stable_choice`` weighs how well the runs pin
+        each finalist down beyond them.  Either way ``self.finalists`` records every finalist,
+        its scores and why it was or was not kept, for the archive.
         """
         finalists = self.population.best(self.settings.finalists)
         self.finalists = [_finalist_record(m, None, None) for m in finalists]
@@ -187,6 +190,8 @@ class Campaign:
             if finalists:
                 self.finalists[0].update(chosen=True, why="best search score")
             return finalists[0] if finalists else None
+        if self.settings.final_choice == "stable":
+            return self._stable_choice(finalists)
         self._report(None, stage=f"re-scoring {len(finalists)} finalists")
         full = self.settings.full_fit()
         # Tasks without a scale are cross-validated on every fold here, not just the search's few.
@@ -211,6 +216,30 @@ class Campaign:
                              "much simpler and within the tolerance of the best" if index == chosen else
                              "its full-effort refit failed" if rescored[index].score is None else
                              "a simpler law was nearly as good" if index == best else "a finalist scored better")
+        return finalists[chosen]
+
+    def _stable_choice(self, finalists: list[Member]) -> Member:
+        """Of the finalists near the best search score, the one the runs pin down best beyond them.
+
+        Each finalist is refitted on ``stable_resamples`` resamples of the
+        training runs (the search's fit effort, the campaign's seed) and its
+        predictions are read at probe points beyond each group's largest runs
+        (``search.probes``); ``choose_stable`` keeps the least spread among
+        those within ``stable_tolerance`` of the best score.
+        """
+        self._report(None, stage=f"bootstrapping {len(finalists)} finalists")
+        probes = probe_rows(self.task.spec, self.task.train)
+        scale = np.std(self.task.train.y, axis=0)
+        spreads = [prediction_spread(member.law, self.task.train, probes, scale, self.settings.fit,
+                                     self.settings.stable_resamples, self.settings.seed) for member in finalists]
+        scores = [member.score for member in finalists]
+        chosen = choose_stable(scores, spreads, self.settings.stable_tolerance)
+        near = min(scores) * (1.0 + self.settings.stable_tolerance)
+        for index, (record, spread) in enumerate(zip(self.finalists, spreads)):
+            record.update(spread=spread, chosen=index == chosen, why=(
+                "least spread beyond the runs among those near the best search score" if index == chosen else
+                "outside the tolerance of the best search score" if scores[index] > near else
+                "its predictions beyond the runs spread more"))
         return finalists[chosen]
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:

@@ -70,3 +70,20 @@ def choose_finalist(finalists: Sequence[Finalist], tolerance: float, simpler_rat
     if not simpler:
         return best
     return min(simpler, key=lambda i: (finalists[i].complexity, *key(i)))
+
+
+def choose_stable(scores: Sequence[float], spreads: Sequence[float], tolerance: float) -> int:
+    """Index of the law to keep: of those within (1 + ``tolerance``)× the best score, the least spread.
+
+    ``scores`` are the finalists' search scores (lower is better), ``spreads``
+    how loosely the training runs pin down each one's predictions beyond them
+    (``evaluators.bootstrap.prediction_spread``).  Validation scores a few per
+    cent apart do not tell which law extrapolates better; a law whose
+    extrapolation moves a lot when the runs are resampled is the one that may
+    flatten or explode just past the data.  Ties go to the earlier finalist.
+    """
+    if not scores or len(scores) != len(spreads):
+        raise ValueError("one spread per finalist, and at least one finalist")
+    best = min(scores)
+    near = [i for i, s in enumerate(scores) if s <= best * (1.0 + tolerance)]
+    return min(near, key=lambda i: (spreads[i], i))

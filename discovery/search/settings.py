@@ -58,13 +58,18 @@ class CampaignSettings(BaseModel):
         default=None, gt=1, description="refuse a candidate whose fit's Jacobian condition number exceeds "
         "this on some fold (parameters the runs do not pin down); None keeps them (measured: see "
         "docs/fitting.md)")
-    final_choice: Literal["search", "rescored"] = Field(
+    final_choice: Literal["search", "rescored", "stable"] = Field(
         default="search", description="'search': keep the best law by the search's own validation score; "
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
-        "final_folds and the simpler-law rule")
+        "final_folds and the simpler-law rule; 'stable': of the finalists within stable_tolerance of the "
+        "best search score, the one whose predictions beyond the runs move least when the runs are resampled")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
     ensemble_size: int = Field(default=5, ge=0, description="best laws by validation score whose median "
                                "prediction is reported beside the chosen law (0: no ensemble)")
+    stable_tolerance: float = Field(default=0.05, ge=0, description="'stable' final choice: finalists within "
+                                    "this share of the best search score compete on their spread")
+    stable_resamples: int = Field(default=10, ge=2, description="'stable' final choice: bootstrap refits per "
+                                  "finalist (at the search's fit effort) to measure its spread")
     final_folds: Literal["worst", "mean"] = Field(default="worst", description="how the final choice "
                                                   "combines a finalist's validation folds: its worst fold, or "
                                                   "their mean as in the search")

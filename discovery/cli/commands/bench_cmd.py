@@ -153,7 +153,7 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
                         help="start from the family library alone, with the human law added, or both")
-    parser.add_argument("--final-choice", choices=("search", "rescored"),
+    parser.add_argument("--final-choice", choices=("search", "rescored", "stable"),
                         help="how each campaign chooses its law (default: the campaign default)")
     parser.add_argument("--throughput-task", default="sft_scaling_law",
                         help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "
