@@ -78,7 +78,8 @@ def test_hyperparameter_optima_may_move_with_every_scale_feature():
     # instance puts log N and log D in the optimum of each hyperparameter.
     spec, entries = curated_library("lr_bsz_scaling_law")
     valleys = {e.detail: e.law for e in entries if e.family == "valley"}
-    assert set(valleys) == {"fixed optimum", "optimum moving with D", "optimum moving with D, N"}
+    assert set(valleys) == {"fixed optimum", "optimum moving with D", "optimum moving with D, N",
+                            "interacting optima moving with D, N"}
     both = valleys["optimum moving with D, N"].outputs[0]
     N, D, lr = (next(s for s in both.free_symbols if s.name == name) for name in ("N", "D", "lr"))
     second = sympy.diff(both, lr, 2) * lr**2 + sympy.diff(both, lr) * lr  # d²/d(log lr)²: the curvature
@@ -88,6 +89,11 @@ def test_hyperparameter_optima_may_move_with_every_scale_feature():
     assert mixed_n != 0 and mixed_d != 0
     fixed = valleys["fixed optimum"].outputs[0]
     assert sympy.diff(fixed, lr, N) == 0
+    # only the interacting variant lets the best learning rate depend on the batch size
+    bsz = next(s for s in both.free_symbols if s.name == "bsz")
+    assert sympy.diff(both, lr, bsz) == 0
+    interacting = valleys["interacting optima moving with D, N"].outputs[0]
+    assert sympy.diff(interacting, lr, bsz) != 0
 
 
 def test_multi_target_laws_share_structure_across_targets():

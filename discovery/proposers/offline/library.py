@@ -311,7 +311,10 @@ def valley(profile: TaskProfile) -> Iterator[Recipe]:
     both sides, roughly quadratically in ``log h``.  The other variants let
     the optimum move with the first scale feature ``s`` (``m + k*log(s)``), or
     with every scale feature (the best learning rate shifts with both model
-    and data size).
+    and data size).  With several hyperparameters, one more variant adds
+    their cross terms (a full quadratic form around the moving optimum): the
+    best learning rate depends on the batch size (larger batches take larger
+    steps; Goyal et al. 2017, McCandlish et al. 2018).
     """
     others, scale = profile.other_features, profile.scale_features
     if not others:
@@ -321,13 +324,22 @@ def valley(profile: TaskProfile) -> Iterator[Recipe]:
         movers[f"optimum moving with {scale[0].name}"] = scale[:1]
     if len(scale) > 1:
         movers["optimum moving with " + _names(scale)] = scale
-    for detail, moving in movers.items():
-        def build(pool: ParamPool, target: int, moving=moving) -> sympy.Expr:
+    variants = [(detail, moving, False) for detail, moving in movers.items()]
+    if len(others) > 1:
+        variants.append(("interacting optima moving with " + (_names(scale) if scale else "nothing"),
+                         scale, True))
+    for detail, moving, interacting in variants:
+        def build(pool: ParamPool, target: int, moving=moving, interacting=interacting) -> sympy.Expr:
             law = pool.new("offset") + sum((decay(pool, f) for f in scale), sympy.Integer(0))
+            distances = []
             for hyper in others:
                 curvature, optimum = pool.new("coef"), pool.new("shift")
                 optimum += sum((pool.new("exponent") * coordinate(s) for s in moving), sympy.Integer(0))
-                law += curvature * (coordinate(hyper) - optimum) ** 2
+                distances.append(coordinate(hyper) - optimum)
+                law += curvature * distances[-1] ** 2
+            if interacting:  # a full quadratic form: the best value of one depends on the other
+                law += sum((pool.new("coef") * u * v for u, v in itertools.combinations(distances, 2)),
+                           sympy.Integer(0))
             return law
         yield Recipe("valley", detail, build)
 
