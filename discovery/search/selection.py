@@ -79,8 +79,11 @@ def choose_stable(scores: Sequence[float], spreads: Sequence[float], tolerance: 
     how loosely the training runs pin down each one's predictions beyond them
     (``evaluators.bootstrap.prediction_spread``).  Validation scores a few per
     cent apart do not tell which law extrapolates better; a law whose
-    extrapolation moves a lot when the runs are resampled is the one that may
-    flatten or explode just past the data.  Ties go to the earlier finalist.
+    extrapolation moves a lot when the runs are resampled may explode just past
+    the data.  But a law that flattens there has a small spread by construction,
+    and on pseudo-tasks this rule lost to the plain best score
+    (docs/selection_protocol.md), so it is not the default.  Ties go to the
+    earlier finalist.
     """
     if not scores or len(scores) != len(spreads):
         raise ValueError("one spread per finalist, and at least one finalist")
