@@ -156,3 +156,23 @@ def test_final_choice_stable_keeps_the_planted_law_over_a_trap_that_validates_as
         by_formula = {f["formula"]: f for f in stored}
         assert by_formula[planted]["spread"] < by_formula[trap]["spread"] / 3
     assert chosen[100.0] == planted
+
+
+def test_sld_discover_final_choice_stable_archives_each_finalists_spread(tmp_path, capsys):
+    import json
+
+    from sld.archive import Archive
+    from sld.discovery.cli import main
+
+    archive = tmp_path / "a.sqlite"
+    status = main(["discover", "parallel_scaling_law", "--budget", "12", "--workers", "0", "--quiet", "--json",
+                   "--final-choice", "stable", "--archive", str(archive)])
+    assert status == 0, capsys.readouterr().err
+    printed = json.loads(capsys.readouterr().out)
+    with Archive(archive) as stored:
+        (campaign,) = stored.campaigns()
+        assert campaign.settings["final_choice"] == "stable"
+        finalists = stored.result(campaign.id)["finalists"]
+    assert finalists == printed["finalists"] and len(finalists) == 8
+    assert all(f["spread"] >= 0 for f in finalists) and sum(f["chosen"] for f in finalists) == 1
+    assert next(f for f in finalists if f["chosen"])["law_id"] == printed["law_id"]

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
     parser.add_argument("--seed-human-laws", action="store_true",
                         help="also start from the task's published human laws")
+    parser.add_argument("--final-choice", choices=("search", "rescored", "stable"),
+                        help="how the campaign chooses its law among its finalists (default: search, the best "
+                        "validation score; docs/campaigns.md#final-choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", metavar="FILE.html", help="at the end, write the campaign's HTML report "
@@ -128,6 +131,8 @@ def _new_settings(args) -> CampaignSettings:
         overrides["budget"] = args.budget
     if args.minutes is not None:
         overrides["minutes"] = args.minutes
+    if args.final_choice is not None:
+        overrides["final_choice"] = args.final_choice
     overrides["proposer"] = proposer_mode(args)
     if getattr(args, "llm_share", None) is not None:
         overrides["llm_share"] = args.llm_share
