@@ -191,3 +191,15 @@ def test_sld_discover_refuses_a_report_path_before_the_campaign(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--report" in err[0] and "does not exist" in err[0]
     assert not archive.exists()  # nothing was run
+
+
+def test_a_stable_campaigns_report_says_its_rule_and_shows_each_finalists_spread(tmp_path, capsys):
+    output = tmp_path / "campaign.html"
+    status = main(["discover", TASK, "--budget", "20", "--workers", "0", "--quiet", "--final-choice", "stable",
+                   "--archive", str(tmp_path / "archive.sqlite"), "--report", str(output)])
+    assert status == 0, capsys.readouterr().err
+    section = output.read_text(encoding="utf-8").split('<section id="finalists">')[1].split("</section>")[0]
+    assert "final_choice = stable" in section and "spread beyond the runs" in section
+    rows = re.findall(r"<tr(?: class=\"chosen\")?><td class=\"num\">\d+</td>.*?</tr>", section, re.S)
+    spreads = [re.findall(r'<td class="num">([^<]*)</td>', row)[5] for row in rows]
+    assert len(rows) == 8 and all(float(s) >= 0 for s in spreads)

@@ -28,6 +28,7 @@ class FinalistRow:
     search_score: str
     rescored: str
     folds: str
+    spread: str  # the bootstrap spread beyond the runs ('stable' final choice), or "—"
     chosen: bool
     why: str
 
@@ -107,10 +108,16 @@ def _finalist_row(finalist: dict) -> FinalistRow:
     return FinalistRow(int(finalist["law_id"]), "; ".join(str(finalist.get("formula", "")).splitlines()),
                        _count(finalist.get("complexity")), _score(finalist.get("search_score")),
                        _score(rescored.get("score")) if rescored else "not re-scored", folds or "—",
+                       _score(finalist.get("spread")) if finalist.get("spread") is not None else "—",
                        bool(finalist.get("chosen")), finalist.get("why", ""))
 
 
 def _choice_rule(settings: dict, n_finalists: int) -> str:
+    if settings.get("final_choice") == "stable" and n_finalists > 1:
+        return (f"The best {n_finalists} laws were refitted on {settings.get('stable_resamples', 10)} resamples "
+                f"of the training runs; of those within {settings.get('stable_tolerance', 0.05):.0%} of the best "
+                "search score, the one whose predictions beyond the runs spread least was kept "
+                "(final_choice = stable).")
     if settings.get("final_choice", "search") != "rescored" or n_finalists <= 1:
         return ("The campaign kept the best law by its search score (final_choice = search); the other "
                 "finalists are the runners-up, not re-scored.")
