@@ -54,8 +54,6 @@ from sld.evaluators.metrics import Metrics, score
 from sld.tasks import curated_names, load_task
 
 TOP_K = 16
-SPREAD_TOP = 8  # the best laws whose bootstrap spread at the probes is recorded (the finalists' pool)
-SPREAD_RESAMPLES = 10  # resamples per law, at the search's fit effort: a ranking signal, not an interval
 
 
 # -- one campaign -----------------------------------------------------------------
@@ -82,8 +80,10 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
     probes = probe_rows(task.spec, task.train)
     target_std = np.std(task.train.y, axis=0)
     spread_started = time.monotonic()
+    # the finalists' spreads, as final_choice='stable' measures them
     spreads = [prediction_spread(m.law, task.train, probes, target_std, settings.fit,
-                                 n_resamples=SPREAD_RESAMPLES, seed=settings.seed) for m in top[:SPREAD_TOP]]
+                                 n_resamples=settings.stable_resamples, seed=settings.seed)
+               for m in top[:settings.finalists]]
     spread_seconds = time.monotonic() - spread_started
     laws = []
     for rank, member in enumerate(top):

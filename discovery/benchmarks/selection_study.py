@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sld.discovery.benchmarks.pseudo import clipped
-from sld.discovery.search.selection import Finalist, choose_finalist, selection_score
+from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score
 from sld.evaluators.metrics import score
 
 WITHIN = 0.01  # a rule is "as good as the best available" on a task within this much R²
@@ -152,13 +152,12 @@ def pick_stable_score(record: dict, weight: float = 1.0) -> int:
 
 
 def pick_stable_tie(record: dict, tolerance: float = 0.2) -> int:
-    """Among the laws with a spread whose search score is within (1 + ``tolerance``)× the best, the least spread."""
-    pool = _with_spread(record)
+    """``choose_stable`` (the campaign's ``final_choice='stable'``) over the laws with a recorded spread."""
+    pool = sorted(_with_spread(record), key=lambda law: law["rank"])
     if not pool:
         return pick_top_search(record)
-    best = min(law["search"]["score"] for law in pool)
-    near = [law for law in pool if law["search"]["score"] <= (1.0 + tolerance) * best]
-    return min(near, key=lambda law: (law["spread"], law["rank"]))["rank"]
+    chosen = choose_stable([law["search"]["score"] for law in pool], [law["spread"] for law in pool], tolerance)
+    return pool[chosen]["rank"]
 
 
 def ensemble_r2(record: dict, n: int = 5) -> float:
