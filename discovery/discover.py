@@ -103,7 +103,7 @@ def discover(
     with _opened(archive) as store:
         if resume is not None:
             record = store.campaign(resume)
-            settings = CampaignSettings.model_validate({**record.settings, **_changed(settings)})
+            settings = CampaignSettings.from_archive(record.settings, **_changed(settings))
             campaign_id = resume
         else:
             campaign_id = store.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,

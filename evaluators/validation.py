@@ -25,12 +25,19 @@ Held-out runs whose target lies far outside the bulk of the training targets
 loss of 11 among losses near 2.5) are not scored: they would dominate the
 error whatever the law, and a scaling law is not meant to predict them.  The
 fence depends on the targets only, never on a law.
+
+With ``max_fit_runs`` set, a group with more fit runs than that is fitted on a
+seeded random subset of them (every held-out run is still scored).  A sweep of
+thousands of runs (a learning-rate × batch-size grid) pins a law of a dozen
+parameters down long before its last run, and a fit costs time in proportion
+to its runs: the search uses such a *screening* split, and the final choice and
+refit use every run (``thorough``).
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +53,11 @@ class ValidationSplit:
     folds: int = 2
     outlier_fence: float | None = 3.0  # in interquartile ranges; None scores every held-out row
     all_random_folds: bool = False  # tasks without a scale: score every fold, not just ``folds``
+    max_fit_runs: int | None = None  # per group and fold; None fits every run
+
+    def thorough(self) -> "ValidationSplit":
+        """The same cuts with every fold scored and every run fitted: the final choice's split."""
+        return replace(self, all_random_folds=True, max_fit_runs=None)
 
     def fold_pairs(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         """Every fold's (fit rows, validation rows), all from ``task.train`` only.
@@ -56,6 +68,13 @@ class ValidationSplit:
         return list(_cached_fold_pairs(self, task))
 
     def _cut(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
+        pairs = self._cut_all(task)
+        if self.max_fit_runs is None:
+            return pairs
+        rng = np.random.default_rng(self.seed)
+        return [(_thinned(fit, self.max_fit_runs, rng), held) for fit, held in pairs]
+
+    def _cut_all(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         rows = task.train
         columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
         typical = typical_mask(rows.y, self.outlier_fence)
@@ -97,6 +116,17 @@ class ValidationSplit:
 def _cached_fold_pairs(split: ValidationSplit, task: TrainingTask) -> tuple[tuple[Rows, Rows], ...]:
     # TrainingTask hashes by identity (eq=False), so a task's folds are cut once per process
     return tuple(split._cut(task))
+
+
+def _thinned(rows: Rows, most: int, rng: np.random.Generator) -> Rows:
+    """``rows`` with each group of more than ``most`` runs cut to a random ``most`` of them, in order."""
+    keep = np.ones(len(rows), dtype=bool)
+    for group in rows.group_names:
+        members = np.flatnonzero(rows.groups == group)
+        if len(members) > most:
+            keep[members] = False
+            keep[np.sort(rng.choice(members, size=most, replace=False))] = True
+    return rows if keep.all() else rows.select(keep)
 
 
 def _too_few_levels(X: np.ndarray, columns: list[int], minimum: int = 3) -> bool:

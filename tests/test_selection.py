@@ -116,6 +116,19 @@ def test_settings_stored_under_the_old_fence_name_still_load():
     assert settings.validation_fence == 2.5 and settings.fit.outlier_fence == 8.0
 
 
+def test_the_search_screens_large_groups_but_a_campaign_archived_before_screening_resumes_without():
+    from sld.discovery.search.settings import CampaignSettings
+
+    assert CampaignSettings().validation_split().max_fit_runs == 256
+    assert CampaignSettings(search_fit_runs=None).validation_split().max_fit_runs is None
+    stored = CampaignSettings(seed=3).model_dump(mode="json")
+    stored.pop("search_fit_runs")  # how campaigns were stored before the setting existed
+    resumed = CampaignSettings.from_archive(stored, budget=12)
+    assert resumed.search_fit_runs is None and resumed.budget == 12 and resumed.seed == 3
+    stored_now = CampaignSettings(search_fit_runs=64).model_dump(mode="json")
+    assert CampaignSettings.from_archive(stored_now).search_fit_runs == 64
+
+
 def test_choose_stable_keeps_the_least_spread_law_near_the_best_score():
     scores, spreads = [0.10, 0.11, 0.115, 0.30], [0.9, 0.2, 0.1, 0.01]
     assert choose_stable(scores, spreads, tolerance=0.2) == 2  # 0.30 is far worse: its tiny spread does not count

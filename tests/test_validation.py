@@ -102,3 +102,20 @@ def test_extreme_held_out_targets_are_not_scored_unless_the_fence_is_off():
     assert 50.0 not in fenced_fit.y  # the diverged run is a held-out row, never fitted either
     _, unfenced = ValidationSplit(folds=1, outlier_fence=None).fold_pairs(task)[0]
     assert 50.0 in unfenced.y and len(unfenced) == 6
+
+
+def test_screening_split_fits_a_seeded_subset_of_large_groups_and_scores_every_held_out_run():
+    task = synthetic_task(runs_per_group=40, n_groups=2)
+    full = ValidationSplit(fraction=0.2, folds=1).fold_pairs(task)
+    screening = ValidationSplit(fraction=0.2, folds=1, max_fit_runs=10).fold_pairs(task)
+    again = ValidationSplit(fraction=0.2, folds=1, max_fit_runs=10).fold_pairs(task)
+    other_seed = ValidationSplit(fraction=0.2, folds=1, max_fit_runs=10, seed=1).fold_pairs(task)
+    (fit, held), (fit_all, held_all) = screening[0], full[0]
+    assert len(fit_all) == 64 and len(fit) == 20  # 32 fit runs per group, cut to 10 each
+    assert {g: int((fit.groups == g).sum()) for g in ("g0", "g1")} == {"g0": 10, "g1": 10}
+    assert _sizes(fit) <= _sizes(fit_all) and np.array_equal(held.y, held_all.y)
+    assert np.array_equal(fit.X, again[0][0].X) and not np.array_equal(fit.X, other_seed[0][0].X)
+    # a group already under the limit is fitted whole, and thorough() fits every run again
+    assert len(ValidationSplit(fraction=0.2, folds=1, max_fit_runs=32).fold_pairs(task)[0][0]) == 64
+    thorough = ValidationSplit(fraction=0.2, folds=1, max_fit_runs=10).thorough()
+    assert thorough.max_fit_runs is None and len(thorough.fold_pairs(task)[0][0]) == 64

@@ -34,7 +34,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +72,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         search_folds = [archive.entry(m.law_id).diagnostics.get("folds", []) for m in top]
     campaign_seconds = time.monotonic() - started
     full = settings.full_fit()
-    thorough = replace(campaign.split, all_random_folds=True)
+    thorough = campaign.split.thorough()
     timeout = settings.candidate_timeout_s * len(thorough.fold_pairs(training))
     with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
         rescored = dict(pool.evaluate([m.law.text for m in top]))
@@ -241,8 +240,10 @@ def format_summary(records: Sequence[dict]) -> str:
 def run_cli(args) -> int:
     """``sld bench pseudo`` (flags in ``commands.bench_cmd``)."""
     from sld.discovery.benchmarks import selection_study
+    from sld.discovery.cli.commands.discover_cmd import search_fit_runs_settings
 
-    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers)
+    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
+                                **search_fit_runs_settings(args))
     for seed in args.seeds:
         CampaignSettings(seed=seed)  # a bad seed fails now
     names = args.tasks or curated_names()

@@ -36,12 +36,10 @@ def measure(task_name: str, n_laws: int, seed: int = 0) -> Throughput:
     from sld.discovery.proposers.offline.proposer import OfflineProposer
     from sld.discovery.search.settings import CampaignSettings
     from sld.discovery.search.workers import evaluate_formula
-    from sld.evaluators.validation import ValidationSplit
 
     task = load_task(task_name).training_view()
     settings = CampaignSettings(seed=seed)
-    split = ValidationSplit(fraction=settings.validation_fraction, seed=seed,
-                            folds=settings.validation_folds, outlier_fence=settings.validation_fence)
+    split = settings.validation_split()
     formulas = [p.formula for p in OfflineProposer(task.spec, seed=seed, train=task.train).initial_population(n_laws)]
     evaluate_formula("A*log(" + task.spec.symbols[0] + ") + B", task, split, settings.fit)  # a worker's one-time warm-up
     start = time.perf_counter()

@@ -135,7 +135,7 @@ def campaign_fit_options(record: CampaignRecord) -> FitOptions:
     from sld.evaluators.fitting import FitOptions
 
     try:
-        return CampaignSettings.model_validate(record.settings).full_fit()
+        return CampaignSettings.from_archive(record.settings).full_fit()
     except pydantic.ValidationError:  # settings of an older version: read the fit options alone
         stored = dict(record.settings.get("fit") or {})
         full = FitOptions()

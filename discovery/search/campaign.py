@@ -30,7 +30,6 @@ from sld.discovery.search.backend import CandidateResult, EvaluationBackend, ope
 from sld.evaluators.bootstrap import prediction_spread
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import law_to_text
-from sld.evaluators.validation import ValidationSplit
 from sld.tasks import TrainingTask
 
 _MAX_IDLE_ROUNDS = 25  # rounds in a row with nothing new to evaluate: the search is exhausted
@@ -97,8 +96,7 @@ class Campaign:
         self.proposers = [(p, w) for p, w in proposers if w > 0]
         self.starting_laws = tuple(starting_laws)
         self.on_progress = on_progress
-        self.split = ValidationSplit(fraction=settings.validation_fraction, seed=settings.seed,
-                                     folds=settings.validation_folds, outlier_fence=settings.validation_fence)
+        self.split = settings.validation_split()
         self.population = Population(settings.islands, settings.island_size)
         self.seen: set[str] = set()
         self.failures: list[Failure] = []
@@ -194,8 +192,8 @@ class Campaign:
             return self._stable_choice(finalists)
         self._report(None, stage=f"re-scoring {len(finalists)} finalists")
         full = self.settings.full_fit()
-        # Tasks without a scale are cross-validated on every fold here, not just the search's few.
-        thorough = replace(self.split, all_random_folds=True)
+        # Every fold of a task without a scale, and every run of a large group, not the search's few.
+        thorough = self.split.thorough()
         # the per-candidate safety net, once per fold: these fits do several times the search's work
         timeout = self.settings.candidate_timeout_s * len(thorough.fold_pairs(self.task))
         results = dict(pool.evaluate([member.law.text for member in finalists], thorough, full, timeout))

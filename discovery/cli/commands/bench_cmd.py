@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sld.discovery.cli import output
-from sld.discovery.cli.commands.discover_cmd import add_backend_arguments
+from sld.discovery.cli.commands.discover_cmd import add_backend_arguments, add_search_fit_runs_argument
 from sld.tasks import HumanLaw, SLDError, Task, curated_names, load_task
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
                         help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "
                         "Ray-vs-local one ('' to skip)")
     add_backend_arguments(parser)
+    add_search_fit_runs_argument(parser)
 
 
 def _run_discover(args: argparse.Namespace) -> int:
@@ -181,6 +182,7 @@ def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=16, help="best laws by search score recorded per campaign")
     parser.add_argument("--output", default="sld-pseudo.jsonl", help="JSON-lines file of records (default %(default)s)")
     parser.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
+    add_search_fit_runs_argument(parser)
 
 
 def _run_pseudo(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--final-choice", choices=("search", "rescored", "stable"),
                         help="how the campaign chooses its law among its finalists (default: search, the best "
                         "validation score; docs/campaigns.md#final-choice)")
+    add_search_fit_runs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--report", metavar="FILE.html", help="at the end, write the campaign's HTML report "
@@ -59,6 +60,23 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", metavar="ADDRESS",
                         help="Ray cluster to join ('auto': the one `ray start` runs here); default: "
                         "start a local Ray instance of --workers CPUs")
+
+
+def add_search_fit_runs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--search-fit-runs`` (also on ``sld bench discover`` and ``sld bench pseudo``)."""
+    from sld.discovery.search.settings import CampaignSettings
+
+    default = CampaignSettings.model_fields["search_fit_runs"].default
+    parser.add_argument("--search-fit-runs", type=int, metavar="N",
+                        help="the search fits a group of more training runs on a seeded subset of N (the "
+                        f"final choice and refit use every run; 0: every run; default: {default})")
+
+
+def search_fit_runs_settings(args: argparse.Namespace) -> dict:
+    """The setting ``--search-fit-runs`` gives, if it was given (0 means every run)."""
+    if args.search_fit_runs is None:
+        return {}
+    return {"search_fit_runs": args.search_fit_runs or None}
 
 
 def backend_settings(args: argparse.Namespace) -> dict:
@@ -117,14 +135,14 @@ def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, Campaign
     update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
     update |= backend_settings(args)  # where it runs is not stored with the campaign
     # Validated again (model_copy would not check): a resumed budget obeys the same bounds.
-    return previous.id, CampaignSettings.model_validate({**previous.settings, **update})
+    return previous.id, CampaignSettings.from_archive(previous.settings, **update)
 
 
 def _new_settings(args) -> CampaignSettings:
     from sld.discovery.search.settings import CampaignSettings
 
     overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws,
-                 **backend_settings(args)}
+                 **backend_settings(args), **search_fit_runs_settings(args)}
     if args.candidate_timeout is not None:
         overrides["candidate_timeout_s"] = args.candidate_timeout
     if args.budget is not None:

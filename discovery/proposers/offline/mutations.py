@@ -33,7 +33,7 @@ import sympy
 from sld.discovery.proposers.offline.names import NameAllocator
 from sld.discovery.proposers.offline.pieces import ParamPool, coordinate, random_piece
 from sld.discovery.proposers.offline.profile import FeatureInfo, TaskProfile
-from sld.discovery.proposers.offline.trees import Node, has_any, pick, replace_at, select, walk
+from sld.discovery.proposers.offline.trees import Node, has_any, pick, replace_at, select
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import expression_to_text, law_to_text
 from sld.evaluators.reduction import split_coefficient
