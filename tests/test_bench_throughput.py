@@ -16,3 +16,10 @@ def test_bench_throughput_prints_a_rate_per_task(capsys):
 def test_bench_throughput_refuses_an_unknown_task_before_timing(capsys):
     assert main(["bench", "throughput", "--tasks", "no_such_task"]) == 2
     assert "unknown task 'no_such_task'" in capsys.readouterr().err
+
+
+def test_only_tasks_with_groups_over_the_screening_limit_get_the_every_run_comparison():
+    from sld.discovery.benchmarks.throughput import screens
+
+    assert screens("lr_bsz_scaling_law")  # 1,911 runs in one group
+    assert not screens("parallel_scaling_law")  # every group under 256 runs
