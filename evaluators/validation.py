@@ -44,6 +44,10 @@ import numpy as np
 from sld.tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask
 
 
+# The search's screening limit (``CampaignSettings.search_fit_runs``; measured in docs/campaigns.md).
+DEFAULT_SEARCH_FIT_RUNS = 256
+
+
 @dataclass(frozen=True)
 class ValidationSplit:
     """How to cut a task's training rows into (fit, validation) pairs."""
