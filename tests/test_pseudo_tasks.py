@@ -19,7 +19,7 @@ from sld.discovery.benchmarks.pseudo import read_records, run_benchmark, run_pse
 from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks
 from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
-    pick_pysr, pick_stable_score, pick_stable_tie, pick_top_search, study,
+    pick_plausible_top, pick_pysr, pick_stable_score, pick_stable_tie, pick_top_search, study,
 )
 from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
@@ -177,6 +177,17 @@ def test_the_stable_rules_weigh_the_recorded_bootstrap_spread():
 
 
 
+def test_the_plausible_rule_passes_over_top_laws_whose_refit_left_the_band():
+    record = _record()
+    assert pick_plausible_top(record) == 0  # records from before the verdict count as plausible
+    record["laws"][0]["implausible"] = "predicts -317 beyond the runs"
+    record["laws"][1]["implausible"] = "its refit failed: singular"
+    assert pick_plausible_top(record) == 2
+    for law in record["laws"]:
+        law["implausible"] = "predicts 1e9 beyond the runs"
+    assert pick_plausible_top(record) == 0  # none plausible: the top law, as the campaign keeps it
+
+
 def test_spearman_matches_a_hand_computed_case():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
@@ -240,6 +251,7 @@ def test_the_harness_records_planted_and_trap_laws_end_to_end(tmp_path):
     # probes lie beyond the largest pseudo-training run, from the training rows alone
     assert probe_rows(pseudo.spec, pseudo.train).X[:, 0].min() > pseudo.train.X[:, 0].max()
     assert all(len(law["full"]["folds"]) >= 1 for law in record["laws"] if law["full"]["status"] == "ok")
+    assert planted["implausible"] is None  # the planted power law continues inside the band
     result = study([record])
     assert {r.name for r in result.rules} == {r.name for r in RULES}
 

@@ -116,15 +116,17 @@ def test_settings_stored_under_the_old_fence_name_still_load():
     assert settings.validation_fence == 2.5 and settings.fit.outlier_fence == 8.0
 
 
-def test_the_search_screens_large_groups_but_a_campaign_archived_before_screening_resumes_without():
+def test_a_campaign_archived_before_screening_and_the_plausibility_check_resumes_without_them():
     from sld.discovery.search.settings import CampaignSettings
 
     assert CampaignSettings().validation_split().max_fit_runs == 256
     assert CampaignSettings(search_fit_runs=None).validation_split().max_fit_runs is None
     stored = CampaignSettings(seed=3).model_dump(mode="json")
-    stored.pop("search_fit_runs")  # how campaigns were stored before the setting existed
+    stored.pop("search_fit_runs")  # how campaigns were stored before the settings existed
+    stored.pop("plausible_width")
     resumed = CampaignSettings.from_archive(stored, budget=12)
-    assert resumed.search_fit_runs is None and resumed.budget == 12 and resumed.seed == 3
+    assert resumed.search_fit_runs is None and resumed.plausible_width is None
+    assert resumed.budget == 12 and resumed.seed == 3
     stored_now = CampaignSettings(search_fit_runs=64).model_dump(mode="json")
     assert CampaignSettings.from_archive(stored_now).search_fit_runs == 64
 

@@ -15,7 +15,8 @@ first ``finalists`` of):
 * the law refitted with those options on all pseudo-training rows: its
   pseudo-test metrics and predictions, and its predictions at probe points
   built from the pseudo-training rows alone (``probe_rows``), for rules that
-  compare laws' extrapolations with each other;
+  compare laws' extrapolations with each other, and whether those stay in the
+  plausible band (``search.plausibility``);
 
 and which law the campaign's own final choice kept.  One JSON object per
 campaign, one per line.  The curated test rows are never loaded into any of
@@ -42,6 +43,7 @@ from sld.archive import Archive
 from sld.discovery.search.campaign import Campaign
 from sld.discovery.proposers.offline import OfflineProposer
 from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
+from sld.discovery.search.plausibility import PlausibleBand
 from sld.discovery.search.probes import probe_rows
 from sld.discovery.search.selection import worst_fold
 from sld.discovery.search.settings import CampaignSettings
@@ -94,11 +96,14 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
+            implausible = (f"its refit failed: {fitter.failure_reason_}" if fitter.failed_ else
+                           PlausibleBand.around(task.train.y[fitter.fitted_mask_]).problem(at_probes))
         except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
             predicted = np.full(task.test.y.shape, np.nan)
             at_probes = np.full((len(probes), task.test.y.shape[1]), np.nan)
             metrics = Metrics.failure(len(task.test), f"{type(err).__name__}: {err}")
             failed, reason = True, metrics.reason
+            implausible = f"its refit failed: {reason}"
         laws.append({
             "rank": rank, "formula": member.law.text, "key": member.law.key,
             "complexity": member.complexity, "n_params": member.law.n_params,
@@ -113,6 +118,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                             "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
             "probe_predictions": at_probes.tolist(),
+            "implausible": implausible[:300] if implausible else None,  # ``search.plausibility``'s verdict
             "spread": spreads[rank] if rank < len(spreads) else None,
         })
     chosen_key = result.best.law.key if result.best is not None else None

@@ -28,7 +28,10 @@ The rules (``RULES``):
   search score × (1 + ``weight`` × spread);
 * ``stable tie-break``: among those within (1 + ``tolerance``)× the best search
   score, the least spread (validation ties broken by how well the runs pin
-  the law down beyond them).
+  the law down beyond them);
+* ``plausible top search``: the best law by search score among the finalists
+  (the top 8) whose refit predicts inside the plausible band at the probes
+  (``search.plausibility``); the top law if none does.
 
 A rule with a free constant (``consensus``'s pool size; the tuned variant of
 ``pysr best``'s tolerance; the stable rules' weight and tolerance) gets it leave-one-task-out: for each task, the
@@ -160,6 +163,12 @@ def pick_stable_tie(record: dict, tolerance: float = 0.2) -> int:
     return pool[chosen]["rank"]
 
 
+def pick_plausible_top(record: dict, finalists: int = 8) -> int:
+    """The best law by search score whose refit extrapolates plausibly, among the first ``finalists``."""
+    laws = sorted(record["laws"], key=lambda law: law["rank"])[:finalists]
+    return next((law["rank"] for law in laws if law.get("implausible") is None), pick_top_search(record))
+
+
 def ensemble_r2(record: dict, n: int = 5) -> float:
     """Clipped pseudo-test R² of the elementwise median of the top ``n`` laws' predictions (finite ones only)."""
     predictions = [np.asarray(law["test_predictions"], dtype=float) for law in record["laws"][:n]]
@@ -210,6 +219,7 @@ RULES: tuple[Rule, ...] = (
          ({"weight": 0.5}, {"weight": 2.0}, {"weight": 8.0})),
     Rule("i stable tie-break (tol LOTO)", _by_index(pick_stable_tie),
          ({"tolerance": 0.05}, {"tolerance": 0.2}, {"tolerance": 0.5})),
+    Rule("j plausible top search", _by_index(pick_plausible_top)),
 )
 
 

@@ -23,6 +23,7 @@ import sympy
 from sld.archive import Archive, Entry, NewEntry
 from sld.discovery.search.population import Member, Population
 from sld.discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
+from sld.discovery.search.plausibility import extrapolation_problem
 from sld.discovery.search.probes import probe_rows
 from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score, worst_fold
 from sld.discovery.search.settings import CampaignSettings
@@ -174,22 +175,29 @@ class Campaign:
                               tuple(self.finalists))
 
     def _final_choice(self, pool: EvaluationBackend) -> Member | None:
-        """Keep the best law by search score, or choose among the finalists.
+        """Keep the best law by search score, or choose among the finalists; then check its forecast.
 
         With ``final_choice='rescored'`` the best few laws are re-scored with full-effort fits;
         a finalist is scored by its worst fold (``final_folds``), and ``choose_finalist`` says
         when simpler wins.  With ``'stable'``, ``_stable_choice`` weighs how well the runs pin
-        each finalist down beyond them.  Either way ``self.finalists`` records every finalist,
-        its scores and why it was or was not kept, for the archive.
+        each finalist down beyond them.  Then ``_plausible_choice`` passes over a choice whose
+        refit on every training run explodes beyond the runs.  Either way ``self.finalists``
+        records every finalist, its scores and why it was or was not kept, for the archive.
         """
         finalists = self.population.best(self.settings.finalists)
         self.finalists = [_finalist_record(m, None, None) for m in finalists]
-        if self.settings.final_choice == "search" or len(finalists) <= 1:
-            if finalists:
-                self.finalists[0].update(chosen=True, why="best search score")
-            return finalists[0] if finalists else None
-        if self.settings.final_choice == "stable":
-            return self._stable_choice(finalists)
+        if not finalists:
+            return None
+        if self.settings.final_choice == "search" or len(finalists) == 1:
+            self.finalists[0].update(chosen=True, why="best search score")
+            chosen = 0
+        elif self.settings.final_choice == "stable":
+            chosen = self._stable_choice(finalists)
+        else:
+            chosen = self._rescored_choice(pool, finalists)
+        return finalists[self._plausible_choice(finalists, chosen)]
+
+    def _rescored_choice(self, pool: EvaluationBackend, finalists: list[Member]) -> int:
         self._report(None, stage=f"re-scoring {len(finalists)} finalists")
         full = self.settings.full_fit()
         # Every fold of a task without a scale, and every run of a large group, not the search's few.
@@ -214,9 +222,9 @@ class Campaign:
                              "much simpler and within the tolerance of the best" if index == chosen else
                              "its full-effort refit failed" if rescored[index].score is None else
                              "a simpler law was nearly as good" if index == best else "a finalist scored better")
-        return finalists[chosen]
+        return chosen
 
-    def _stable_choice(self, finalists: list[Member]) -> Member:
+    def _stable_choice(self, finalists: list[Member]) -> int:
         """Of the finalists near the best search score, the one the runs pin down best beyond them.
 
         Each finalist is refitted on ``stable_resamples`` resamples of the
@@ -238,7 +246,33 @@ class Campaign:
                 "least spread beyond the runs among those near the best search score" if index == chosen else
                 "outside the tolerance of the best search score" if scores[index] > near else
                 "its predictions beyond the runs spread more"))
-        return finalists[chosen]
+        return chosen
+
+    def _plausible_choice(self, finalists: list[Member], chosen: int) -> int:
+        """``chosen``, unless its refit on every training run leaves the plausible band beyond the runs.
+
+        Then the first finalist in search order whose refit stays inside
+        (``search.plausibility``; training rows only), or ``chosen`` after all
+        if none does.  Each finalist checked records its verdict.
+        """
+        width = self.settings.plausible_width
+        if width is None:
+            return chosen
+        self._report(None, stage="checking the chosen law's forecast beyond the runs")
+        options = self.settings.full_fit()  # the final refit's own options: the fit a user gets
+        for index in [chosen] + [i for i in range(len(finalists)) if i != chosen]:
+            problem = extrapolation_problem(finalists[index].law, self.task.spec, self.task.train, options, width)
+            self.finalists[index]["implausible"] = problem
+            if problem is None:
+                if index != chosen:
+                    self.finalists[chosen].update(chosen=False)
+                    self.finalists[index].update(chosen=True, why="the best finalist by search score whose "
+                                                 "refit on every training run extrapolates plausibly")
+                return index
+            self.finalists[index]["why"] += f", but its refit on every training run {problem}"
+        self.finalists[chosen].update(chosen=True)
+        self.finalists[chosen]["why"] += "; no finalist extrapolates plausibly, so it is kept all the same"
+        return chosen
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]

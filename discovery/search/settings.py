@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sld.evaluators.fitting import FitOptions
-from sld.evaluators.validation import ValidationSplit
+from sld.evaluators.validation import DEFAULT_SEARCH_FIT_RUNS, ValidationSplit
 
 
 class CampaignSettings(BaseModel):
@@ -45,11 +45,11 @@ class CampaignSettings(BaseModel):
         "quartiles are not scored (the fit's own fence, for training runs, is fit.outlier_fence)")
     # Measured (docs/campaigns.md, "Screening fits"): on the learning-rate sweep (1,911 runs in one
     # group) 256 cut a 400-law campaign from 11 to under 3 minutes on 2 cores with the same
-    # pseudo-test quality; groups of at most 256 runs (every other curated task) are unaffected.
+    # pseudo-test quality; groups of at most 256 runs (all but two curated tasks) are unaffected.
     search_fit_runs: int | None = Field(
-        default=256, ge=8, description="the search fits a group of more training runs on a seeded random "
-        "subset of this many (every held-out run is still scored; the final choice and refit use every "
-        "run); None fits every run")
+        default=DEFAULT_SEARCH_FIT_RUNS, ge=8, description="the search fits a group of more training runs "
+        "on a seeded random subset of this many (every held-out run is still scored; the final choice and "
+        "refit use every run); None fits every run")
     complexity_penalty: float = Field(default=0.004, ge=0, description="relative score penalty per node")
     seed_human_laws: bool = Field(default=False, description="start from the task's published laws too")
     proposer: Literal["offline", "llm", "mixed"] = "offline"
@@ -71,6 +71,10 @@ class CampaignSettings(BaseModel):
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
         "final_folds and the simpler-law rule; 'stable': of the finalists within stable_tolerance of the "
         "best search score, the one whose predictions beyond the runs move least when the runs are resampled")
+    plausible_width: float | None = Field(
+        default=1.0, gt=0, description="pass over a chosen law whose refit on every training run predicts, "
+        "beyond the runs, outside the training targets widened by this many of their own spreads (in log "
+        "space for positive targets) for the next finalist that stays inside; None keeps the choice as made")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
     ensemble_size: int = Field(default=5, ge=0, description="best laws by validation score whose median "
                                "prediction is reported beside the chosen law (0: no ensemble)")
@@ -143,4 +147,4 @@ class CampaignSettings(BaseModel):
 
 
 # Settings added after campaigns were first archived, with the value that reproduces an older campaign.
-_BEFORE_THEY_EXISTED: dict[str, object] = {"search_fit_runs": None}
+_BEFORE_THEY_EXISTED: dict[str, object] = {"search_fit_runs": None, "plausible_width": None}

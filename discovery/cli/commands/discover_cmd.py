@@ -64,12 +64,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_search_fit_runs_argument(parser: argparse.ArgumentParser) -> None:
     """``--search-fit-runs`` (also on ``sld bench discover`` and ``sld bench pseudo``)."""
-    from sld.discovery.search.settings import CampaignSettings
+    from sld.evaluators.validation import DEFAULT_SEARCH_FIT_RUNS  # light: the settings module loads SciPy
 
-    default = CampaignSettings.model_fields["search_fit_runs"].default
     parser.add_argument("--search-fit-runs", type=int, metavar="N",
                         help="the search fits a group of more training runs on a seeded subset of N (the "
-                        f"final choice and refit use every run; 0: every run; default: {default})")
+                        f"final choice and refit use every run; 0: every run; default: {DEFAULT_SEARCH_FIT_RUNS})")
 
 
 def search_fit_runs_settings(args: argparse.Namespace) -> dict:
@@ -194,6 +193,10 @@ def _print_report(document: dict) -> None:
         print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
               "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
     print(f"\nselected law (id {document['law_id']}, validation R² {document['validation']['r2']:.4f}):", file=out)
+    passed_over = [f for f in document.get("finalists") or [] if f.get("implausible") and not f.get("chosen")]
+    for finalist in passed_over:
+        print(f"  (passed over law {finalist['law_id']}: its refit on every training run {finalist['implausible']})",
+              file=out)
     print("  " + document["formula"].replace("\n", "\n  "), file=out)
     params = document["params"]
     for group in list(params)[:6]:
