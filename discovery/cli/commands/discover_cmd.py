@@ -193,10 +193,6 @@ def _print_report(document: dict) -> None:
         print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
               "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
     print(f"\nselected law (id {document['law_id']}, validation R² {document['validation']['r2']:.4f}):", file=out)
-    passed_over = [f for f in document.get("finalists") or [] if f.get("implausible") and not f.get("chosen")]
-    for finalist in passed_over:
-        print(f"  (passed over law {finalist['law_id']}: its refit on every training run {finalist['implausible']})",
-              file=out)
     print("  " + document["formula"].replace("\n", "\n  "), file=out)
     params = document["params"]
     for group in list(params)[:6]:
@@ -204,6 +200,10 @@ def _print_report(document: dict) -> None:
         print(f"  [{group}] {values}", file=out)
     if len(params) > 6:
         print(f"  ... and {len(params) - 6} more groups (see --json)", file=out)
+    passed_over = [f for f in document.get("finalists") or [] if f.get("implausible") and not f.get("chosen")]
+    for finalist in passed_over:
+        print(f"  (passed over law {finalist['law_id']}: its refit on every training run {finalist['implausible']})",
+              file=out)
     test = document["test"]
     line = f"\ntest:  R² {_fmt(test['r2'])}  NMSE {_fmt(test['nmse'])}  NMAE {_fmt(test['nmae'])}"
     print(line, file=out)
