@@ -168,12 +168,11 @@ def default_tasks() -> list[str]:
 
 def run_cli(args) -> int:
     """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
-    from sld.discovery.cli.commands.discover_cmd import search_fit_runs_settings
 
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
                                 backend=args.backend, ray_address=args.ray_address,
                                 **({"final_choice": args.final_choice} if args.final_choice else {}),
-                                **search_fit_runs_settings(args))
+                                search_fit_runs=args.search_fit_runs)
     require_backend(settings)
     for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
         CampaignSettings(seed=seed)

@@ -43,7 +43,7 @@ from sld.archive import Archive
 from sld.discovery.search.campaign import Campaign
 from sld.discovery.proposers.offline import OfflineProposer
 from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
-from sld.discovery.search.plausibility import PlausibleBand
+from sld.discovery.search.plausibility import fitted_problem
 from sld.discovery.search.probes import probe_rows
 from sld.discovery.search.selection import worst_fold
 from sld.discovery.search.settings import CampaignSettings
@@ -96,14 +96,13 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
-            implausible = (f"its refit failed: {fitter.failure_reason_}" if fitter.failed_ else
-                           PlausibleBand.around(task.train.y[fitter.fitted_mask_]).problem(at_probes))
+            implausible = fitted_problem(fitter, task.train, at_probes)
         except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
             predicted = np.full(task.test.y.shape, np.nan)
             at_probes = np.full((len(probes), task.test.y.shape[1]), np.nan)
             metrics = Metrics.failure(len(task.test), f"{type(err).__name__}: {err}")
             failed, reason = True, metrics.reason
-            implausible = f"its refit failed: {reason}"
+            implausible = f"its refit on every training run failed: {reason}"
         laws.append({
             "rank": rank, "formula": member.law.text, "key": member.law.key,
             "complexity": member.complexity, "n_params": member.law.n_params,
@@ -246,10 +245,9 @@ def format_summary(records: Sequence[dict]) -> str:
 def run_cli(args) -> int:
     """``sld bench pseudo`` (flags in ``commands.bench_cmd``)."""
     from sld.discovery.benchmarks import selection_study
-    from sld.discovery.cli.commands.discover_cmd import search_fit_runs_settings
 
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
-                                **search_fit_runs_settings(args))
+                                search_fit_runs=args.search_fit_runs)
     for seed in args.seeds:
         CampaignSettings(seed=seed)  # a bad seed fails now
     names = args.tasks or curated_names()

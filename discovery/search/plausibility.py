@@ -75,7 +75,11 @@ def extrapolation_problem(law: Law, spec: TaskSpec, train: Rows, options: FitOpt
         fitter = LawFitter(law, options).fit(train)
     except Exception as err:  # a refit that crashes is a law with no forecast, not a crashed campaign
         return f"its refit on every training run failed: {type(err).__name__}: {err}"[:300]
+    return fitted_problem(fitter, train, fitter.predict(probe_rows(spec, train)), width)
+
+
+def fitted_problem(fitter: LawFitter, train: Rows, at_probes: np.ndarray, width: float = DEFAULT_WIDTH) -> str | None:
+    """The verdict on a law already fitted on ``train``, from its predictions ``at_probes``."""
     if fitter.failed_:
         return f"its refit on every training run failed: {fitter.failure_reason_}"[:300]
-    band = PlausibleBand.around(train.y[fitter.fitted_mask_], width)
-    return band.problem(fitter.predict(probe_rows(spec, train)))
+    return PlausibleBand.around(train.y[fitter.fitted_mask_], width).problem(at_probes)

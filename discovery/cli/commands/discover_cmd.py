@@ -63,19 +63,20 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_search_fit_runs_argument(parser: argparse.ArgumentParser) -> None:
-    """``--search-fit-runs`` (also on ``sld bench discover`` and ``sld bench pseudo``)."""
+    """``--search-fit-runs`` (also on ``sld bench discover`` and ``sld bench pseudo``): the setting's value."""
     from sld.evaluators.validation import DEFAULT_SEARCH_FIT_RUNS  # light: the settings module loads SciPy
 
-    parser.add_argument("--search-fit-runs", type=int, metavar="N",
+    parser.add_argument("--search-fit-runs", type=_search_fit_runs, metavar="N", default=DEFAULT_SEARCH_FIT_RUNS,
                         help="the search fits a group of more training runs on a seeded subset of N (the "
                         f"final choice and refit use every run; 0: every run; default: {DEFAULT_SEARCH_FIT_RUNS})")
 
 
-def search_fit_runs_settings(args: argparse.Namespace) -> dict:
-    """The setting ``--search-fit-runs`` gives, if it was given (0 means every run)."""
-    if args.search_fit_runs is None:
-        return {}
-    return {"search_fit_runs": args.search_fit_runs or None}
+def _search_fit_runs(text: str) -> int | None:
+    """``CampaignSettings.search_fit_runs`` from the flag: 0 means every run (None)."""
+    value = int(text)
+    if value != 0 and value < 8:
+        raise argparse.ArgumentTypeError(f"{value} runs cannot screen a law: give at least 8, or 0 for every run")
+    return value or None
 
 
 def backend_settings(args: argparse.Namespace) -> dict:
@@ -141,7 +142,7 @@ def _new_settings(args) -> CampaignSettings:
     from sld.discovery.search.settings import CampaignSettings
 
     overrides = {"seed": args.seed, "workers": args.workers, "seed_human_laws": args.seed_human_laws,
-                 **backend_settings(args), **search_fit_runs_settings(args)}
+                 **backend_settings(args), "search_fit_runs": args.search_fit_runs}
     if args.candidate_timeout is not None:
         overrides["candidate_timeout_s"] = args.candidate_timeout
     if args.budget is not None:
