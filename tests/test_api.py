@@ -122,11 +122,13 @@ def test_progress_says_what_stage_the_campaign_is_in(task):
     assert "re-scoring 3 finalists" in stages
 
 
-def test_by_default_the_best_law_by_search_score_is_kept_and_its_finalists_recorded(task, tmp_path):
+def test_by_default_the_finalist_nearest_the_others_forecast_is_kept_and_every_finalist_recorded(task, tmp_path):
     path = tmp_path / "runs.sqlite"
     result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path)
     with sld.Archive(path) as archive:
         finalists = archive.result(result.campaign_id)["finalists"]
-    assert [f["chosen"] for f in finalists] == [True, False, False, False]
-    assert finalists[0]["law_id"] == result.law_id and finalists[0]["why"] == "best search score"
+    assert [f["chosen"] for f in finalists].count(True) == 1
+    chosen = next(f for f in finalists if f["chosen"])
+    assert chosen["law_id"] == result.law_id and "closest to the other finalists' median" in chosen["why"]
+    assert chosen["consensus"] == min(f["consensus"] for f in finalists if f["consensus"] is not None)
     assert finalists == sorted(finalists, key=lambda f: f["search_score"])

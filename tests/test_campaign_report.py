@@ -203,3 +203,16 @@ def test_a_stable_campaigns_report_says_its_rule_and_shows_each_finalists_spread
     rows = re.findall(r"<tr(?: class=\"chosen\")?><td class=\"num\">\d+</td>.*?</tr>", section, re.S)
     spreads = [re.findall(r'<td class="num">([^<]*)</td>', row)[5] for row in rows]
     assert len(rows) == 8 and all(float(s) >= 0 for s in spreads)
+
+
+def test_a_default_campaigns_report_says_it_kept_the_consensus_and_shows_each_finalists_distance(tmp_path, capsys):
+    output = tmp_path / "campaign.html"
+    status = main(["discover", TASK, "--budget", "20", "--workers", "0", "--quiet",
+                   "--archive", str(tmp_path / "archive.sqlite"), "--report", str(output)])
+    assert status == 0, capsys.readouterr().err
+    section = output.read_text(encoding="utf-8").split('<section id="finalists">')[1].split("</section>")[0]
+    assert "final_choice = consensus" in section and "distance from the others" in section
+    rows = re.findall(r"<tr(?: class=\"chosen\")?><td class=\"num\">\d+</td>.*?</tr>", section, re.S)
+    distances = [float(re.findall(r'<td class="num">([^<]*)</td>', row)[6]) for row in rows]
+    chosen = [row.startswith('<tr class="chosen">') for row in rows]
+    assert len(rows) == 8 and chosen.count(True) == 1 and distances[chosen.index(True)] == min(distances)

@@ -1,4 +1,5 @@
-"""The plausibility check: a chosen law whose refit explodes just beyond the runs is passed over."""
+"""The final choice looks beyond the runs: the plausibility check passes over a law whose refit
+explodes there, and the consensus rule keeps the finalist that agrees with the others there."""
 
 from __future__ import annotations
 
@@ -52,3 +53,28 @@ def test_the_campaign_passes_over_a_top_law_that_explodes_beyond_the_runs_and_ar
     assert "beyond the runs" in by_formula[trap]["implausible"] and not by_formula[trap]["chosen"]
     assert "but its refit on every training run predicts" in by_formula[trap]["why"]
     assert by_formula[planted]["implausible"] is None and "extrapolates plausibly" in by_formula[planted]["why"]
+
+
+def test_the_consensus_choice_keeps_a_law_that_agrees_beyond_the_runs_over_a_better_validated_loner(tmp_path):
+    from sld.archive import Archive
+    from sld.discovery.search.campaign import Campaign
+    from sld.discovery.search.settings import CampaignSettings
+
+    task = _trap_task(tmp_path)
+    trap = "E + A/N**alpha + B*N/1000000000"
+    agreeing = ["E + A/N**alpha", "E + A/(N + x0)**alpha", "E + A/N**alpha + B/N**(2*alpha)"]
+    chosen = {}
+    for rule in ("search", "consensus"):
+        settings = CampaignSettings(budget=4, workers=0, finalists=4, complexity_penalty=0.0,
+                                    plausible_width=None, final_choice=rule)  # the consensus alone decides
+        with Archive(tmp_path / f"{rule}.sqlite") as archive:
+            result = Campaign(task, settings, archive, [], starting_laws=[*agreeing, trap]).run()
+        chosen[rule] = result.best.law.text
+    assert chosen["search"] == trap  # the trap validates best ...
+    assert chosen["consensus"] in agreeing  # ... but alone turns up beyond the runs
+    by_formula = {f["formula"]: f for f in result.finalists}
+    distances = {formula: record["consensus"] for formula, record in by_formula.items()}
+    assert max(distances, key=distances.get) == trap
+    assert by_formula[chosen["consensus"]]["chosen"] and [f["chosen"] for f in result.finalists].count(True) == 1
+    assert "closest to the other finalists' median" in by_formula[chosen["consensus"]]["why"]
+    assert "further from the other finalists' median" in by_formula[trap]["why"]

@@ -191,3 +191,17 @@ def test_sld_discover_final_choice_stable_archives_each_finalists_spread(tmp_pat
     assert finalists == printed["finalists"] and len(finalists) == 8
     assert all(f["spread"] >= 0 for f in finalists) and sum(f["chosen"] for f in finalists) == 1
     assert next(f for f in finalists if f["chosen"])["law_id"] == printed["law_id"]
+
+
+def test_consensus_distance_singles_out_the_forecast_that_leaves_the_others():
+    from sld.discovery.search.selection import choose_consensus, consensus_distances
+
+    agreeing = [np.array([[1.0], [2.0]]), np.array([[1.1], [2.1]]), np.array([[0.9], [1.9]])]
+    loner = np.array([[1.0], [9.0]])
+    distances = consensus_distances([loner, *agreeing, None, np.array([[np.nan], [2.0]])], np.array([2.0]))
+    assert distances[4] is None and distances[5] is None  # no forecast, no vote
+    assert max(d for d in distances if d is not None) == distances[0]
+    assert choose_consensus(distances) == 1  # the middle of the agreeing three
+    assert np.isclose(distances[1], (0.0 + (0.1 / 2) ** 2) / 2)  # the others' median: 1.0, then 2.1
+    assert consensus_distances(agreeing[:2], np.array([1.0])) == [None, None]  # two laws are no consensus
+    assert choose_consensus([None, None]) == 0  # then the best search score

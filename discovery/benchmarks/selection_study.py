@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sld.discovery.benchmarks.pseudo import clipped
-from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score
+from sld.discovery.search.selection import (Finalist, choose_consensus, choose_finalist, choose_stable,
+                                           consensus_distances, selection_score)
 from sld.evaluators.metrics import score
 
 WITHIN = 0.01  # a rule is "as good as the best available" on a task within this much R²
@@ -98,21 +99,17 @@ def pick_full_mean(record: dict) -> int:
 
 
 def pick_consensus(record: dict, pool: int = 16) -> int:
-    """The law among the top ``pool`` whose probe predictions sit closest to the median of the others'."""
+    """The law among the top ``pool`` whose probe predictions sit closest to the median of the others'.
+
+    ``search.selection.consensus_distances``, as ``final_choice='consensus'``
+    uses it, here among the laws whose full-effort re-score succeeded.
+    """
     laws = [law for law in record["laws"][:pool] if _ok(law)]
-    probes = [np.asarray(law["probe_predictions"], dtype=float) for law in laws]
-    finite = [i for i, p in enumerate(probes) if p.size and np.all(np.isfinite(p))]
-    if len(finite) < 3:
+    distances = consensus_distances([np.asarray(law["probe_predictions"], dtype=float) for law in laws],
+                                    np.asarray(record["train_target_std"], dtype=float))
+    if all(d is None for d in distances):
         return pick_top_search(record)
-    spread = np.asarray(record["train_target_std"], dtype=float)
-    spread = np.where(spread > 0, spread, 1.0)
-    stack = np.stack([probes[i] for i in finite])  # laws × probes × targets
-    distances = []
-    for j, i in enumerate(finite):
-        others = np.delete(stack, j, axis=0)
-        median = np.median(others, axis=0)
-        distances.append((float(np.mean(((stack[j] - median) / spread) ** 2)), laws[i]["rank"]))
-    return min(distances)[1]
+    return laws[choose_consensus(distances)]["rank"]
 
 
 def pick_pysr(record: dict, tolerance: float = 1.5) -> int:

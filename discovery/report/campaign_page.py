@@ -29,6 +29,7 @@ class FinalistRow:
     rescored: str
     folds: str
     spread: str  # the bootstrap spread beyond the runs ('stable' final choice), or "—"
+    consensus: str  # distance of its forecast beyond the runs from the others' median ('consensus'), or "—"
     chosen: bool
     why: str
 
@@ -109,6 +110,7 @@ def _finalist_row(finalist: dict) -> FinalistRow:
                        _count(finalist.get("complexity")), _score(finalist.get("search_score")),
                        _score(rescored.get("score")) if rescored else "not re-scored", folds or "—",
                        _score(finalist.get("spread")) if finalist.get("spread") is not None else "—",
+                       _score(finalist.get("consensus")) if finalist.get("consensus") is not None else "—",
                        bool(finalist.get("chosen")), finalist.get("why", ""))
 
 
@@ -118,6 +120,10 @@ def _choice_rule(settings: dict, n_finalists: int) -> str:
                 f"of the training runs; of those within {settings.get('stable_tolerance', 0.05):.0%} of the best "
                 "search score, the one whose predictions beyond the runs spread least was kept "
                 "(final_choice = stable).")
+    if settings.get("final_choice") == "consensus" and n_finalists > 1:
+        return (f"The best {n_finalists} laws were refitted on every training run and read beyond the runs; "
+                "the one whose forecast there sits closest to the median of the others' was kept "
+                "(final_choice = consensus).")
     if settings.get("final_choice", "search") != "rescored" or n_finalists <= 1:
         return ("The campaign kept the best law by its search score (final_choice = search); the other "
                 "finalists are the runners-up, not re-scored.")

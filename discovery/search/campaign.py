@@ -23,9 +23,10 @@ import sympy
 from sld.archive import Archive, Entry, NewEntry
 from sld.discovery.search.population import Member, Population
 from sld.discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
-from sld.discovery.search.plausibility import extrapolation_problem
+from sld.discovery.search.plausibility import DEFAULT_WIDTH, ProbeForecast, probe_forecast
 from sld.discovery.search.probes import probe_rows
-from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score, worst_fold
+from sld.discovery.search.selection import (Finalist, choose_consensus, choose_finalist, choose_stable,
+                                           consensus_distances, selection_score, worst_fold)
 from sld.discovery.search.settings import CampaignSettings
 from sld.discovery.search.backend import CandidateResult, EvaluationBackend, open_backend
 from sld.evaluators.bootstrap import prediction_spread
@@ -186,6 +187,7 @@ class Campaign:
         """
         finalists = self.population.best(self.settings.finalists)
         self.finalists = [_finalist_record(m, None, None) for m in finalists]
+        self._forecasts: dict[int, ProbeForecast] = {}
         if not finalists:
             return None
         if self.settings.final_choice == "search" or len(finalists) == 1:
@@ -193,6 +195,8 @@ class Campaign:
             chosen = 0
         elif self.settings.final_choice == "stable":
             chosen = self._stable_choice(finalists)
+        elif self.settings.final_choice == "consensus":
+            chosen = self._consensus_choice(finalists)
         else:
             chosen = self._rescored_choice(pool, finalists)
         return finalists[self._plausible_choice(finalists, chosen)]
@@ -248,6 +252,39 @@ class Campaign:
                 "its predictions beyond the runs spread more"))
         return chosen
 
+    def _consensus_choice(self, finalists: list[Member]) -> int:
+        """Of the finalists, the one whose forecast beyond the runs sits closest to the others' median.
+
+        Each finalist is refitted on every training run (the final refit's
+        options) and read at the probe points beyond each group's largest runs;
+        ``consensus_distances`` compares each forecast with the median of the
+        others'.  Laws that validate alike can disagree beyond the runs, and the
+        one that alone flattens or explodes there is the risk (chosen on
+        pseudo-tasks: docs/selection_protocol.md).
+        """
+        self._report(None, stage=f"refitting {len(finalists)} finalists on every training run")
+        forecasts = [self._forecast(finalists, index).predictions for index in range(len(finalists))]
+        distances = consensus_distances(forecasts, np.std(self.task.train.y, axis=0))
+        chosen = choose_consensus(distances)
+        for index, (record, distance) in enumerate(zip(self.finalists, distances)):
+            record.update(consensus=distance, chosen=index == chosen, why=(
+                "its forecast beyond the runs sits closest to the other finalists' median"
+                if index == chosen and distance is not None else
+                "best search score (too few finalists forecast beyond the runs for a consensus)"
+                if index == chosen else
+                "its refit on every training run gives no forecast beyond the runs" if distance is None else
+                "its forecast beyond the runs sits further from the other finalists' median"))
+        return chosen
+
+    def _forecast(self, finalists: list[Member], index: int) -> ProbeForecast:
+        """Finalist ``index`` refitted on every training run and read at the probe points (once per choice)."""
+        if index not in self._forecasts:
+            width = self.settings.plausible_width or DEFAULT_WIDTH
+            # the final refit's own options: the fit a user gets
+            self._forecasts[index] = probe_forecast(finalists[index].law, self.task.spec, self.task.train,
+                                                    self.settings.full_fit(), width)
+        return self._forecasts[index]
+
     def _plausible_choice(self, finalists: list[Member], chosen: int) -> int:
         """``chosen``, unless its refit on every training run leaves the plausible band beyond the runs.
 
@@ -259,9 +296,8 @@ class Campaign:
         if width is None:
             return chosen
         self._report(None, stage="checking the chosen law's forecast beyond the runs")
-        options = self.settings.full_fit()  # the final refit's own options: the fit a user gets
         for index in [chosen] + [i for i in range(len(finalists)) if i != chosen]:
-            problem = extrapolation_problem(finalists[index].law, self.task.spec, self.task.train, options, width)
+            problem = self._forecast(finalists, index).problem
             self.finalists[index]["implausible"] = problem
             if problem is None:
                 if index != chosen:
@@ -302,7 +338,9 @@ class Campaign:
         return proposals
 
     def _propose(self, context: ProposalContext, n: int, rng: np.random.Generator) -> list[Proposal]:
-        """Split ``n`` children between the proposers by their shares."""
+        """Split ``n`` children between the proposers by their shares (none without a proposer)."""
+        if not self.proposers:
+            return []
         weights = np.array([w for _, w in self.proposers], dtype=float)
         counts = rng.multinomial(n, weights / weights.sum())
         out: list[Proposal] = []

@@ -68,14 +68,30 @@ class PlausibleBand:
                 f"{self.high[column]:.4g})")
 
 
+@dataclass(frozen=True)
+class ProbeForecast:
+    """A law refitted on every training run, read at the probe points: its predictions and verdict."""
+
+    predictions: np.ndarray | None  # probe points × target columns; None when the refit failed
+    problem: str | None  # None: plausible (``fitted_problem``)
+
+
+def probe_forecast(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
+                   width: float = DEFAULT_WIDTH) -> ProbeForecast:
+    """Refit ``law`` on ``train`` and read it at ``probe_rows``: what the final choice weighs beyond the runs."""
+    try:
+        fitter = LawFitter(law, options).fit(train)
+        at_probes = fitter.predict(probe_rows(spec, train))
+    except Exception as err:  # a refit that crashes is a law with no forecast, not a crashed campaign
+        return ProbeForecast(None, f"its refit on every training run failed: {type(err).__name__}: {err}"[:300])
+    problem = fitted_problem(fitter, train, at_probes, width)
+    return ProbeForecast(None if fitter.failed_ else at_probes, problem)
+
+
 def extrapolation_problem(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
                           width: float = DEFAULT_WIDTH) -> str | None:
     """None if ``law`` refitted on ``train`` predicts plausibly at the probe points, else the reason."""
-    try:
-        fitter = LawFitter(law, options).fit(train)
-    except Exception as err:  # a refit that crashes is a law with no forecast, not a crashed campaign
-        return f"its refit on every training run failed: {type(err).__name__}: {err}"[:300]
-    return fitted_problem(fitter, train, fitter.predict(probe_rows(spec, train)), width)
+    return probe_forecast(law, spec, train, options, width).problem
 
 
 def fitted_problem(fitter: LawFitter, train: Rows, at_probes: np.ndarray, width: float = DEFAULT_WIDTH) -> str | None:

@@ -17,6 +17,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+
+
+FinalChoice = Literal["search", "rescored", "stable", "consensus"]  # CampaignSettings.final_choice
+FINAL_CHOICES: tuple[str, ...] = get_args(FinalChoice)
 
 
 def selection_score(validation: dict, complexity: int, penalty: float) -> float | None:
@@ -90,3 +97,37 @@ def choose_stable(scores: Sequence[float], spreads: Sequence[float], tolerance: 
     best = min(scores)
     near = [i for i, s in enumerate(scores) if s <= best * (1.0 + tolerance)]
     return min(near, key=lambda i: (spreads[i], i))
+
+
+MIN_CONSENSUS = 3  # below this many forecasts a median of "the others" is one or two laws, not a consensus
+
+
+def consensus_distances(forecasts: Sequence[np.ndarray | None], scale: np.ndarray) -> list[float | None]:
+    """How far each law's forecast beyond the runs sits from the median of the others' (lower agrees more).
+
+    ``forecasts`` are the finalists' predictions at the same probe points
+    (points × targets; None, or any non-finite value, for a law without one),
+    ``scale`` each target's spread over the training runs.  The distance is the
+    mean squared difference from the elementwise median of the other laws'
+    forecasts, in units of ``scale``.  Laws that validate alike can disagree
+    beyond the runs; the one that alone flattens or explodes there is the risk,
+    and the one nearest the others' median is the safest single forecast.  A law
+    without a finite forecast, and every law when fewer than ``MIN_CONSENSUS``
+    have one, gets None.
+    """
+    finite = [i for i, f in enumerate(forecasts) if f is not None and np.size(f) and np.all(np.isfinite(f))]
+    distances: list[float | None] = [None] * len(forecasts)
+    if len(finite) < MIN_CONSENSUS:
+        return distances
+    scale = np.where(np.asarray(scale, dtype=float) > 0, np.asarray(scale, dtype=float), 1.0)
+    stack = np.stack([np.asarray(forecasts[i], dtype=float) for i in finite])  # laws × points × targets
+    for j, i in enumerate(finite):
+        median = np.median(np.delete(stack, j, axis=0), axis=0)
+        distances[i] = float(np.mean(((stack[j] - median) / scale) ** 2))
+    return distances
+
+
+def choose_consensus(distances: Sequence[float | None]) -> int:
+    """Index of the law to keep: the least consensus distance; the first law (best search score) if none has one."""
+    ranked = [i for i, d in enumerate(distances) if d is not None]
+    return min(ranked, key=lambda i: (distances[i], i)) if ranked else 0

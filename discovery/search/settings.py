@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from sld.discovery.search.selection import FinalChoice
 from sld.evaluators.fitting import FitOptions
 from sld.evaluators.validation import DEFAULT_SEARCH_FIT_RUNS, ValidationSplit
 
@@ -66,8 +67,10 @@ class CampaignSettings(BaseModel):
         default=None, gt=1, description="refuse a candidate whose fit's Jacobian condition number exceeds "
         "this on some fold (parameters the runs do not pin down); None keeps them (measured: see "
         "docs/fitting.md)")
-    final_choice: Literal["search", "rescored", "stable"] = Field(
-        default="search", description="'search': keep the best law by the search's own validation score; "
+    final_choice: FinalChoice = Field(
+        default="consensus", description="'consensus' (chosen on pseudo-tasks, docs/selection_protocol.md): "
+        "the finalist whose refit's predictions beyond the runs sit closest to the median of the other "
+        "finalists'; 'search': keep the best law by the search's own validation score; "
         "'rescored': re-score the finalists with full-effort fits on every fold, then choose by "
         "final_folds and the simpler-law rule; 'stable': of the finalists within stable_tolerance of the "
         "best search score, the one whose predictions beyond the runs move least when the runs are resampled")

@@ -153,9 +153,10 @@ def _show_campaign(args: argparse.Namespace) -> int:
         print(f"human law R² {_number(result['human'].get('r2'))} ({result['human']['name']})")
     finalists = result.get("finalists") or []
     if finalists:
-        header = ("law id", "search score", "rescored", "spread", "chosen", "why", "formula")
+        header = ("law id", "search score", "rescored", "spread", "consensus", "chosen", "why", "formula")
         rows = [(str(f["law_id"]), _number(f.get("search_score")),
                  _number((f.get("rescored") or {}).get("score")), _number(f.get("spread")),
+                 _number(f.get("consensus")),
                  "yes" if f.get("chosen") else "",
                  f.get("why", ""), "; ".join(f["formula"].splitlines()))
                 for f in finalists]

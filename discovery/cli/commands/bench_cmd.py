@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sld.discovery.cli import output
+from sld.discovery.search.selection import FINAL_CHOICES  # light: the settings module loads SciPy
 from sld.discovery.cli.commands.discover_cmd import add_backend_arguments, add_search_fit_runs_argument
 from sld.tasks import HumanLaw, SLDError, Task, curated_names, load_task
 
@@ -153,7 +154,7 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
                         help="start from the family library alone, with the human law added, or both")
-    parser.add_argument("--final-choice", choices=("search", "rescored", "stable"),
+    parser.add_argument("--final-choice", choices=FINAL_CHOICES,
                         help="how each campaign chooses its law (default: the campaign default)")
     parser.add_argument("--throughput-task", default="sft_scaling_law",
                         help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from sld.archive import DEFAULT_ARCHIVE, Archive
 from sld.discovery.cli import output
+from sld.discovery.search.selection import FINAL_CHOICES  # light: the settings module loads SciPy
 from sld.discovery.proposers.build import add_llm_arguments, proposer_mode
 from sld.tasks import SLDError, Task, resolve_task
 
@@ -40,9 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the task's last unfinished campaign")
     parser.add_argument("--seed-human-laws", action="store_true",
                         help="also start from the task's published human laws")
-    parser.add_argument("--final-choice", choices=("search", "rescored", "stable"),
-                        help="how the campaign chooses its law among its finalists (default: search, the best "
-                        "validation score; docs/campaigns.md#final-choice)")
+    parser.add_argument("--final-choice", choices=FINAL_CHOICES,
+                        help="how the campaign chooses its law among its finalists (default: consensus, the one "
+                        "whose forecast beyond the runs agrees best with the others'; docs/campaigns.md#final-choice)")
     add_search_fit_runs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
