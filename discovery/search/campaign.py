@@ -176,9 +176,11 @@ class Campaign:
                               tuple(self.finalists))
 
     def _final_choice(self, pool: EvaluationBackend) -> Member | None:
-        """Keep the best law by search score, or choose among the finalists; then check its forecast.
+        """Choose among the finalists (or keep the best law by search score); then check its forecast.
 
-        With ``final_choice='rescored'`` the best few laws are re-scored with full-effort fits;
+        With ``final_choice='consensus'`` (the default), ``_consensus_choice`` keeps the
+        finalist whose refit's forecast beyond the runs agrees best with the others'.
+        With ``'rescored'`` the best few laws are re-scored with full-effort fits;
         a finalist is scored by its worst fold (``final_folds``), and ``choose_finalist`` says
         when simpler wins.  With ``'stable'``, ``_stable_choice`` weighs how well the runs pin
         each finalist down beyond them.  Then ``_plausible_choice`` passes over a choice whose

@@ -88,12 +88,6 @@ def probe_forecast(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
     return ProbeForecast(None if fitter.failed_ else at_probes, problem)
 
 
-def extrapolation_problem(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
-                          width: float = DEFAULT_WIDTH) -> str | None:
-    """None if ``law`` refitted on ``train`` predicts plausibly at the probe points, else the reason."""
-    return probe_forecast(law, spec, train, options, width).problem
-
-
 def fitted_problem(fitter: LawFitter, train: Rows, at_probes: np.ndarray, width: float = DEFAULT_WIDTH) -> str | None:
     """The verdict on a law already fitted on ``train``, from its predictions ``at_probes``."""
     if fitter.failed_:

@@ -21,8 +21,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-
-FinalChoice = Literal["search", "rescored", "stable", "consensus"]  # CampaignSettings.final_choice
+FinalChoice = Literal["consensus", "search", "rescored", "stable"]  # CampaignSettings.final_choice; default first
 FINAL_CHOICES: tuple[str, ...] = get_args(FinalChoice)
 
 
