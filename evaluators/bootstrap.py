@@ -117,8 +117,8 @@ class BootstrapFit:
             return rows.y - predicted
 
     def _resample_options(self, kept: Rows) -> FitOptions:
-        update: dict = {"outlier_fence": None, "space": self.fitter_.space_}
-        if self.options.loss == "huber" and self.fitter_.space_ == "linear":
+        update: dict = {"outlier_fence": None, "space": self.fitter_.space_, "loss": self.fitter_.loss_}
+        if self.fitter_.loss_ == "huber" and self.fitter_.space_ == "linear":
             # the fitter scales a linear Huber threshold by the median |target| of what it is given;
             # keep the original runs' threshold for every resample (see the module docstring)
             self._huber_scale = self.options.huber_delta * max(float(np.median(np.abs(kept.y))), 1e-12)
@@ -140,7 +140,7 @@ class BootstrapFit:
                 y.append(groups[name].y[index])
                 labels.append(np.full(len(index), b * len(names) + g, dtype=np.int64))
         stacked = Rows(np.concatenate(X), np.concatenate(y), np.concatenate(labels))
-        if self.options.loss == "huber" and self.fitter_.space_ == "linear":
+        if self.fitter_.loss_ == "huber" and self.fitter_.space_ == "linear":
             median = max(float(np.median(np.abs(stacked.y))), 1e-12)
             options = options.model_copy(update={"huber_delta": self._huber_scale / median})
         fitter = LawFitter(self.law, options).fit(stacked)

@@ -74,6 +74,7 @@ def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions 
         "evaluations": int(sum(f.n_evaluations for f in fitter.group_fits_.values())),
         "cost": float(sum(f.cost for f in fitter.group_fits_.values())),
         "left_out": fitter.n_left_out_,
+        "loss": fitter.loss_,  # the loss used ('auto' resolved)
         # the worst group's conditioning: above ILL_CONDITIONED the fitted values are not pinned down
         "condition": max((f.condition for f in fitter.group_fits_.values() if not f.failed), default=1.0),
     }

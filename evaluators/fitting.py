@@ -74,7 +74,9 @@ class FitOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    loss: Literal["squared", "huber"] = "squared"
+    loss: Literal["squared", "huber", "auto"] = Field(
+        default="squared", description="'auto': Huber when the outlier fence leaves out any run, "
+        "squared error otherwise (see ``resolve_loss``)")
     space: Literal["linear", "log", "auto"] = Field(
         default="linear", description="'auto': log residuals when every target is positive")
     huber_delta: float = Field(
@@ -162,7 +164,7 @@ class LawFitter:
     independent of the others.
 
     Fitted attributes: ``params_``, ``group_fits_``, ``failed_``, ``failure_reason_``,
-    ``space_``, ``fitted_mask_`` (which of the given runs were fitted: all but those
+    ``space_``, ``loss_`` (the loss used: ``auto`` resolved), ``fitted_mask_`` (which of the given runs were fitted: all but those
     outside the outlier fence), ``n_left_out_`` and ``seconds_``.
     """
 
@@ -178,6 +180,7 @@ class LawFitter:
         self._safety_net = _SafetyNet(start, self.options.max_seconds)
         self.fitted_mask_ = _inside_fence(rows, self.options.outlier_fence)
         self.n_left_out_ = int(np.count_nonzero(~self.fitted_mask_))
+        self.loss_ = resolve_loss(self.options.loss, self.n_left_out_)
         rows = rows.select(self.fitted_mask_) if self.n_left_out_ else rows
         y_positive = bool(np.all(rows.y > 0))
         self.space_ = ("log" if y_positive else "linear") if self.options.space == "auto" else self.options.space
@@ -315,7 +318,7 @@ class LawFitter:
 
     # -- pieces --------------------------------------------------------------
     def _huber(self) -> float | None:
-        return self._huber_scale if self.options.loss == "huber" else None
+        return self._huber_scale if self.loss_ == "huber" else None
 
     def _starts(self, block: _Block, stack: GroupStack) -> np.ndarray:
         """Starts for the nonlinear parameters, per group: (G, S, d)."""
@@ -427,6 +430,20 @@ class LawFitter:
         ratio = np.where((norms == 0).any(axis=1), np.inf, ratio)
         condition[index] = np.where(np.isfinite(ratio), ratio, np.inf)
         return condition
+
+
+def resolve_loss(loss: str, n_left_out: int) -> Literal["squared", "huber"]:
+    """The loss an ``auto`` fit uses: Huber when the outlier fence left out any run, else squared.
+
+    Runs beyond the fence diverged; runs that came close to diverging sit
+    inside it, far above the valley the others trace, and under squared error
+    those few runs set the law's shape.  A Huber loss lets them count without
+    steering it.  Data with no diverged run keep the squared error that the
+    extrapolation metric (MSE) asks for.
+    """
+    if loss == "auto":
+        return "huber" if n_left_out else "squared"
+    return loss  # type: ignore[return-value]
 
 
 def _inside_fence(rows: Rows, fence: float | None) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 import sympy
 
 from sld.evaluators import sldbench_runtime as runtime
-from sld.evaluators.fitting import FitOptions
+from sld.evaluators.fitting import FitOptions, resolve_loss
 from sld.evaluators.formula import Law
 from sld.evaluators.rendering import _check_params, _NumPyLawPrinter, _python_float, safe_names
 from sld.tasks import Rows, SLDError, TaskSpec
@@ -101,12 +101,14 @@ def fit_settings(train: Rows, options: FitOptions) -> dict:
     """The fitting space, loss and fence as the program applies them, with their values on ``train``.
 
     As ``LawFitter`` does: the fence's quartiles pool every group's runs, and
-    an ``auto`` space is log when every fitted target is positive.
+    an ``auto`` space is log when every fitted target is positive, and an
+    ``auto`` loss is Huber when the fence left out any run.
     """
     bounds = runtime.fence_bounds(train.y, options.outlier_fence)
     kept = np.concatenate([rows.y[runtime.inside(rows.y, bounds)] for rows in train.by_group().values()])
     space = options.space if options.space != "auto" else ("log" if np.all(kept > 0) else "linear")
-    delta = options.huber_delta if options.loss == "huber" else None
+    loss = resolve_loss(options.loss, len(train.y) - len(kept))
+    delta = options.huber_delta if loss == "huber" else None
     return {"space": space, "huber_delta": delta, "huber_threshold": runtime.huber_threshold(kept, space, delta),
             "fence": options.outlier_fence, "fence_bounds": bounds}
 

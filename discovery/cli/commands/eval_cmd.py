@@ -61,8 +61,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """``--space``, ``--loss``, ``--outlier-fence`` and ``--seed``: the fitting options a user may change."""
     parser.add_argument("--space", choices=("linear", "log"), default="linear",
                         help="fit residuals of the target (linear) or of its log (default: linear)")
-    parser.add_argument("--loss", choices=("squared", "huber"), default="squared",
-                        help="loss on the residuals (default: squared)")
+    parser.add_argument("--loss", choices=("squared", "huber", "auto"), default="squared",
+                        help="loss on the residuals; auto: Huber when --outlier-fence leaves out a run, "
+                        "as campaigns fit (default: squared)")
     add_fence_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the fitter's random starts (default: 0)")
     add_max_seconds_argument(parser)
@@ -162,7 +163,7 @@ def export_format(args: argparse.Namespace) -> str | None:
 def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, console: Console) -> None:
     law = evaluation.law
     console.print(f"[bold]{task.name}[/bold]: {law.n_params} parameter(s) fitted per group "
-                  f"({options.space} space, {options.loss} loss) in {evaluation.seconds:.2f} s", highlight=False)
+                  f"({options.space} space, {evaluation.diagnostics.get('loss', options.loss)} loss) in {evaluation.seconds:.2f} s", highlight=False)
     console.print(law.text, highlight=False, markup=False)
     for note in law.reductions:  # what the reduction merged, so the parameter table makes sense
         console.print(f"reduced: {note}", highlight=False, markup=False)
