@@ -175,6 +175,34 @@ def test_the_outlier_fence_leaves_diverged_runs_out_of_the_fit(chinchilla_spec):
     assert abs(unfenced.params_["synthetic"]["a"] - planted["synthetic"]["a"]) > 0.01
 
 
+def test_auto_loss_is_huber_only_where_the_fence_leaves_runs_out(chinchilla_spec):
+    """SYNTHETIC: two diverged runs (fenced out) and two nearly diverged ones (inside the fence).
+
+    With runs left out, ``auto`` fits with Huber and keeps the planted exponents
+    that the squared error lets the near-diverged runs bend; on clean data it is
+    the squared-error fit, to the digit.
+    """
+    planted = {"synthetic": PLANTED_CHINCHILLA["synthetic_a"]}
+    rows = synthetic_rows(planted, chinchilla, grid_nd(), relative_noise=1e-4, seed=5)
+    y = rows.y.copy()
+    y[[3, 20], 0] = 11.0  # diverged
+    y[[8, 27], 0] *= 1.25  # nearly diverged: inside a 3-IQR fence
+    law = parse_law(CHINCHILLA_FORM, chinchilla_spec)
+    contaminated = Rows(rows.X, y, rows.groups)
+    auto = LawFitter(law, FitOptions(outlier_fence=3.0, loss="auto")).fit(contaminated)
+    squared = LawFitter(law, FitOptions(outlier_fence=3.0)).fit(contaminated)
+    assert auto.n_left_out_ == 2 and auto.loss_ == "huber" and squared.loss_ == "squared"
+    truth = planted["synthetic"]
+    def error(fitter):
+        return abs(fitter.params_["synthetic"]["a"] - truth["a"]) + abs(fitter.params_["synthetic"]["b"] - truth["b"])
+    assert error(auto) < error(squared) / 3
+
+    clean_auto = LawFitter(law, FitOptions(outlier_fence=3.0, loss="auto")).fit(rows)
+    clean_squared = LawFitter(law, FitOptions(outlier_fence=3.0)).fit(rows)
+    assert clean_auto.loss_ == "squared"
+    assert clean_auto.params_ == clean_squared.params_
+
+
 def test_the_outlier_fence_keeps_a_group_that_lies_wholly_outside(make_spec):
     """SYNTHETIC: a group at another level is not a divergence; it is fitted on all its runs."""
     spec = make_spec(symbols=("N",))

@@ -208,7 +208,9 @@ def test_a_campaign_s_chosen_law_exports_with_its_final_parameters(campaign, tmp
     program = tmp_path / "chosen.py"
     assert main(["archive", "export", str(result.law_id), "--format", "sldbench", "--archive", str(path),
                  "--output", str(program)]) == 0
-    assert "'fence': 8.0" in program.read_text()
+    text = program.read_text()
+    assert "'fence': 8.0" in text
+    assert "'huber_delta': 0.001" in text  # the campaign's 'auto' loss: Huber, as diverged runs are fenced out
     driven = drive(program, "lr_bsz_scaling_law")
     assert driven["r2"] == pytest.approx(result.test["r2"], abs=1e-6)
     # the campaign's final refit, not the search fit
