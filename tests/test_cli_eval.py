@@ -156,6 +156,15 @@ def test_eval_outlier_fence_leaves_the_diverged_learning_rate_runs_out(capsys):
     assert fenced["test"]["r2"] > plain["test"]["r2"] + 1.0
 
 
+def test_eval_auto_loss_is_huber_only_when_the_fence_leaves_runs_out(capsys):
+    law = "E + A/N**a + B/D**b"
+    _, fenced, _ = run_cli(capsys, "eval", "lr_bsz_scaling_law", law, "--loss", "auto", "--outlier-fence", "8", "--json")
+    _, unfenced, _ = run_cli(capsys, "eval", "lr_bsz_scaling_law", law, "--loss", "auto", "--json")
+    fenced, unfenced = json.loads(fenced), json.loads(unfenced)
+    assert fenced["fit_options"]["loss"] == "auto" and fenced["diagnostics"]["loss"] == "huber"
+    assert unfenced["diagnostics"]["loss"] == "squared"
+
+
 def test_eval_of_a_law_that_cannot_be_fitted_reports_failure_with_json_nulls(capsys):
     # abs(A*N), not A**2: the reduction makes A**2 a free-sign parameter, and exp(A + N) can be fitted
     code, out, _ = run_cli(capsys, "eval", "parallel_scaling_law", "exp(abs(A*N) + N)", "--json")

@@ -12,7 +12,7 @@ import sld
 from sld.discovery.search.ensemble import Ensemble
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import parse_law
-from test_planted_law import PLANTED, _synthetic_task  # SYNTHETIC runs from PLANTED
+from test_planted_law import _synthetic_task  # SYNTHETIC runs from test_planted_law.PLANTED
 
 # Fits the training range about as well as the planted law, but turns upward beyond it.
 TRAP = "E + A*N^(-a)*exp(-b*P) + C*(log(N) - 16)^4"
