@@ -270,6 +270,25 @@ def test_run_benchmark_writes_one_json_line_per_campaign(tmp_path):
     assert "synthetic_trap/pseudo-joint seed 0" in lines[0]
 
 
+def test_a_choice_only_record_keeps_the_choice_and_the_selection_study_refuses_it(tmp_path, capsys):
+    from sld.discovery.cli import main
+
+    task = _synthetic_task(tmp_path)
+    [pseudo] = pseudo_tasks(task.training_view())
+    settings = CampaignSettings(budget=12, workers=0, seed=0, initial_population=10)
+    full = run_pseudo_campaign(pseudo, settings, tmp_path / "a.sqlite", top_k=8, starting_laws=[PLANTED, TRAP])
+    quick = run_pseudo_campaign(pseudo, settings, tmp_path / "b.sqlite", top_k=8, starting_laws=[PLANTED, TRAP],
+                                choice_only=True)
+    assert quick["choice_only"] and not full["choice_only"]
+    assert quick["current_choice"] == full["current_choice"]  # the campaign is the same; only the extras go
+    assert [law["pseudo_test"] for law in quick["laws"]] == [law["pseudo_test"] for law in full["laws"]]
+    assert all(law["full"]["status"] == "skipped" and law["spread"] is None for law in quick["laws"])
+    path = tmp_path / "quick.jsonl"
+    path.write_text(json.dumps(quick) + "\n")
+    assert main(["bench", "selection", "--input", str(path)]) == 1
+    assert "--choice-only" in capsys.readouterr().out
+
+
 def test_sld_bench_selection_prints_the_rules_table(tmp_path, capsys):
     from sld.discovery.cli import main
 

@@ -19,7 +19,10 @@ first ``finalists`` of):
   plausible band (``search.plausibility``);
 
 and which law the campaign's own final choice kept.  One JSON object per
-campaign, one per line.  The curated test rows are never loaded into any of
+campaign, one per line.  With ``choice_only`` (``--choice-only``) the
+re-scores and the bootstrap spreads are skipped (``choice_only: true`` in the
+record): about half the time, enough to compare what campaigns choose under two
+settings, but not for ``sld bench selection``'s rules, which need them.  The curated test rows are never loaded into any of
 this: a ``PseudoTask`` is cut from ``Task.training_view()``.
 
 The refit is ``evaluate_on_test``'s computation (fit with ``LawFitter`` on
@@ -59,10 +62,11 @@ TOP_K = 16
 
 # -- one campaign -----------------------------------------------------------------
 def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_path: Path,
-                        top_k: int = TOP_K, starting_laws: Sequence[str] = ()) -> dict:
+                        top_k: int = TOP_K, starting_laws: Sequence[str] = (), choice_only: bool = False) -> dict:
     """Run a campaign on ``task.training_view()``; the record described in the module doc.
 
     The benchmark runs from the family library alone; ``starting_laws`` are for tests.
+    ``choice_only``: skip the full-effort re-scores and the spreads (see the module doc).
     """
     started = time.monotonic()
     training = task.training_view()
@@ -76,20 +80,23 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
     full = settings.full_fit()
     thorough = campaign.split.thorough()
     timeout = settings.candidate_timeout_s * len(thorough.fold_pairs(training))
-    with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
-        rescored = dict(pool.evaluate([m.law.text for m in top]))
+    rescored = {}
+    if not choice_only:
+        with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
+            rescored = dict(pool.evaluate([m.law.text for m in top]))
     probes = probe_rows(task.spec, task.train)
     target_std = np.std(task.train.y, axis=0)
     spread_started = time.monotonic()
     # the finalists' spreads, as final_choice='stable' measures them
-    spreads = [prediction_spread(m.law, task.train, probes, target_std, settings.fit,
-                                 n_resamples=settings.stable_resamples, seed=settings.seed)
-               for m in top[:settings.finalists]]
+    spreads = [] if choice_only else [
+        prediction_spread(m.law, task.train, probes, target_std, settings.fit,
+                          n_resamples=settings.stable_resamples, seed=settings.seed)
+        for m in top[:settings.finalists]]
     spread_seconds = time.monotonic() - spread_started
     laws = []
     for rank, member in enumerate(top):
-        again = rescored[rank]
-        folds = [f.get("nmse") for f in again.diagnostics.get("folds", [])] if again.status == "ok" else []
+        again = rescored.get(rank)
+        folds = [f.get("nmse") for f in again.diagnostics.get("folds", [])] if again and again.status == "ok" else []
         law = parse_law(member.law.text, task.spec)
         try:
             fitter = LawFitter(law, full).fit(task.train)
@@ -108,11 +115,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             "complexity": member.complexity, "n_params": member.law.n_params,
             "search": {"score": member.score, "nmse": member.validation_nmse,
                        "folds": [f.get("nmse") for f in search_folds[rank]]},
-            "full": {"status": again.status, "reason": again.reason[:200],
-                     "nmse": again.validation.get("nmse") if again.status == "ok" else None,
-                     "worst": worst_fold(again.validation, again.diagnostics.get("folds", [])).get("nmse")
-                     if again.status == "ok" else None,
-                     "folds": folds},
+            "full": _rescore_record(again, folds),
             "pseudo_test": {"r2": metrics.r2, "r2_clipped": metrics.clipped_r2, "nmse": metrics.nmse,
                             "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
@@ -128,6 +131,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                      "finalists": settings.finalists, "final_folds": settings.final_folds,
                      "simpler_tolerance": settings.simpler_tolerance, "simpler_ratio": settings.simpler_ratio,
                      "top_k": top_k},
+        "choice_only": choice_only,
         "n_train": len(task.train), "n_test": len(task.test), "dropped_diverged": task.dropped,
         "warnings": list(task.warnings),
         "evaluated": result.evaluated, "stop_reason": result.stop_reason,
@@ -141,6 +145,17 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                            else -1.0},
         "laws": laws,
     })
+
+
+def _rescore_record(again, folds: list) -> dict:
+    """A law's full-effort re-score as recorded; status ``skipped`` under ``choice_only``."""
+    if again is None:
+        return {"status": "skipped", "reason": "choice-only record", "nmse": None, "worst": None, "folds": []}
+    ok = again.status == "ok"
+    return {"status": again.status, "reason": again.reason[:200],
+            "nmse": again.validation.get("nmse") if ok else None,
+            "worst": worst_fold(again.validation, again.diagnostics.get("folds", [])).get("nmse") if ok else None,
+            "folds": folds}
 
 
 def _finite(value):
@@ -157,7 +172,7 @@ def _finite(value):
 # -- the benchmark ----------------------------------------------------------------
 def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
                   output: Path, top_k: int = TOP_K, append: bool = False,
-                  log: Callable[[str], None] = print, load=load_task) -> list[dict]:
+                  log: Callable[[str], None] = print, load=load_task, choice_only: bool = False) -> list[dict]:
     """Every (task, pseudo-task, seed) campaign; each record is appended to ``output`` as it finishes."""
     records = []
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +184,8 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
             for pseudo in made:
                 for seed in seeds:
                     path = Path(scratch) / f"{len(records)}.sqlite"
-                    record = run_pseudo_campaign(pseudo, settings.model_copy(update={"seed": seed}), path, top_k)
+                    record = run_pseudo_campaign(pseudo, settings.model_copy(update={"seed": seed}), path, top_k,
+                                                 choice_only=choice_only)
                     out.write(json.dumps(record) + "\n")
                     out.flush()
                     records.append(record)
@@ -257,7 +273,8 @@ def run_cli(args) -> int:
     print(f"offline campaigns on pseudo-tasks (library alone): budget {args.budget}, ≤ {args.minutes:g} min, "
           f"{args.workers} workers, seeds {args.seeds}, top {args.top_k}; records to {output}", flush=True)
     records = run_benchmark(names, args.seeds, settings, output, args.top_k, args.append,
-                            log=lambda s: print(s, flush=True))
+                            log=lambda s: print(s, flush=True), choice_only=args.choice_only)
     print(format_summary(records), flush=True)
-    print(selection_study.format_study(selection_study.study(records)), flush=True)
+    if not args.choice_only:
+        print(selection_study.format_study(selection_study.study(records)), flush=True)
     return 0

@@ -331,6 +331,10 @@ def run_cli(args) -> int:
     if not records:
         print("no records in " + ", ".join(args.input))
         return 1
+    if any(record.get("choice_only") for record in records):
+        print("these records were written with --choice-only (no re-scores or spreads); the rules need "
+              "full records: run `sld bench pseudo` without --choice-only")
+        return 1
     print(format_summary(records))
     print()
     print(format_study(study(records)))

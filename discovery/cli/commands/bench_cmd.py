@@ -183,6 +183,9 @@ def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=16, help="best laws by search score recorded per campaign")
     parser.add_argument("--output", default="sld-pseudo.jsonl", help="JSON-lines file of records (default %(default)s)")
     parser.add_argument("--append", action="store_true", help="append to --output instead of replacing it")
+    parser.add_argument("--choice-only", action="store_true",
+                        help="record the campaigns' own choices without the re-scores and spreads that "
+                        "`sld bench selection` needs (about half the time)")
     add_search_fit_runs_argument(parser)
 
 
