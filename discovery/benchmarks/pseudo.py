@@ -19,11 +19,13 @@ first ``finalists`` of):
   plausible band (``search.plausibility``);
 
 and which law the campaign's own final choice kept.  One JSON object per
-campaign, one per line.  With ``choice_only`` (``--choice-only``) the
-re-scores and the bootstrap spreads are skipped (``choice_only: true`` in the
-record): about half the time, enough to compare what campaigns choose under two
-settings, but not for ``sld bench selection``'s rules, which need them.  The curated test rows are never loaded into any of
+campaign, one per line.  The curated test rows are never loaded into any of
 this: a ``PseudoTask`` is cut from ``Task.training_view()``.
+
+With ``choice_only`` (``--choice-only``) the re-scores and the bootstrap
+spreads are skipped (``choice_only: true`` in the record): about half the
+time, enough to compare what campaigns choose under two settings, but not for
+``sld bench selection``'s rules, which need them.
 
 The refit is ``evaluate_on_test``'s computation (fit with ``LawFitter`` on
 ``train``, ``metrics.score`` on ``test``), done once per law here so that the

@@ -162,8 +162,9 @@ def export_format(args: argparse.Namespace) -> str | None:
 
 def print_evaluation(task: Task, evaluation: Evaluation, options: FitOptions, console: Console) -> None:
     law = evaluation.law
+    loss = evaluation.diagnostics.get("loss", options.loss)  # 'auto' as resolved
     console.print(f"[bold]{task.name}[/bold]: {law.n_params} parameter(s) fitted per group "
-                  f"({options.space} space, {evaluation.diagnostics.get('loss', options.loss)} loss) in {evaluation.seconds:.2f} s", highlight=False)
+                  f"({options.space} space, {loss} loss) in {evaluation.seconds:.2f} s", highlight=False)
     console.print(law.text, highlight=False, markup=False)
     for note in law.reductions:  # what the reduction merged, so the parameter table makes sense
         console.print(f"reduced: {note}", highlight=False, markup=False)
