@@ -164,8 +164,9 @@ class LawFitter:
     independent of the others.
 
     Fitted attributes: ``params_``, ``group_fits_``, ``failed_``, ``failure_reason_``,
-    ``space_``, ``loss_`` (the loss used: ``auto`` resolved), ``fitted_mask_`` (which of the given runs were fitted: all but those
-    outside the outlier fence), ``n_left_out_`` and ``seconds_``.
+    ``space_``, ``loss_`` (the loss used, ``auto`` resolved), ``fitted_mask_`` (which of
+    the given runs were fitted: all but those outside the outlier fence), ``n_left_out_``
+    and ``seconds_``.
     """
 
     def __init__(self, law: Law, options: FitOptions | None = None) -> None:

@@ -193,6 +193,7 @@ def test_auto_loss_is_huber_only_where_the_fence_leaves_runs_out(chinchilla_spec
     squared = LawFitter(law, FitOptions(outlier_fence=3.0)).fit(contaminated)
     assert auto.n_left_out_ == 2 and auto.loss_ == "huber" and squared.loss_ == "squared"
     truth = planted["synthetic"]
+
     def error(fitter):
         return abs(fitter.params_["synthetic"]["a"] - truth["a"]) + abs(fitter.params_["synthetic"]["b"] - truth["b"])
     assert error(auto) < error(squared) / 3
