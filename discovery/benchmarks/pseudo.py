@@ -98,7 +98,6 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
     laws = []
     for rank, member in enumerate(top):
         again = rescored.get(rank)
-        folds = [f.get("nmse") for f in again.diagnostics.get("folds", [])] if again and again.status == "ok" else []
         law = parse_law(member.law.text, task.spec)
         try:
             fitter = LawFitter(law, full).fit(task.train)
@@ -117,7 +116,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             "complexity": member.complexity, "n_params": member.law.n_params,
             "search": {"score": member.score, "nmse": member.validation_nmse,
                        "folds": [f.get("nmse") for f in search_folds[rank]]},
-            "full": _rescore_record(again, folds),
+            "full": _rescore_record(again),
             "pseudo_test": {"r2": metrics.r2, "r2_clipped": metrics.clipped_r2, "nmse": metrics.nmse,
                             "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
@@ -149,15 +148,16 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
     })
 
 
-def _rescore_record(again, folds: list) -> dict:
+def _rescore_record(again) -> dict:
     """A law's full-effort re-score as recorded; status ``skipped`` under ``choice_only``."""
     if again is None:
         return {"status": "skipped", "reason": "choice-only record", "nmse": None, "worst": None, "folds": []}
     ok = again.status == "ok"
+    folds = again.diagnostics.get("folds", []) if ok else []
     return {"status": again.status, "reason": again.reason[:200],
             "nmse": again.validation.get("nmse") if ok else None,
-            "worst": worst_fold(again.validation, again.diagnostics.get("folds", [])).get("nmse") if ok else None,
-            "folds": folds}
+            "worst": worst_fold(again.validation, folds).get("nmse") if ok else None,
+            "folds": [f.get("nmse") for f in folds]}
 
 
 def _finite(value):
