@@ -344,32 +344,6 @@ def valley(profile: TaskProfile) -> Iterator[Recipe]:
         yield Recipe("valley", detail, build)
 
 
-def modulated_power(profile: TaskProfile) -> Iterator[Recipe]:
-    """``E + A*x**-a*(1 + B*y**-b)``: a power law in a scale feature ``x`` whose amplitude another feature sets.
-
-    Where a second feature ``y`` (experts, vocabulary, unique data) improves
-    the loss by a fraction that stays fixed as ``x`` grows, its gain is a factor
-    on the scale term, not a term of its own: the additive family lets it
-    outgrow the scale term at large ``x``, and the multiplicative one lets it
-    grow without bound in ``y``.  The factor is ``1 + B*y**-b`` (the gain
-    saturates in ``y``; ``exp(-b*y)`` for a feature that can be zero or
-    negative) or ``(1 + B*y)**-b`` (flat for small ``y``, a power law beyond
-    ``1/B``; a feature that is never negative).
-    """
-    for x, y in itertools.permutations(_ordered(profile), 2):
-        if not x.is_scale or x.kind != "positive":
-            continue
-        forms = [("saturating gain", lambda pool, y=y: 1 + pool.new("coef") * decay_factor(pool, y))]
-        if y.kind in ("positive", "nonnegative"):
-            forms.append(("shifted power gain",
-                          lambda pool, y=y: (1 + pool.new("coef") * y.symbol) ** (-pool.new("exponent"))))
-        for form_name, factor in forms:
-            def build(pool: ParamPool, target: int, x=x, factor=factor) -> sympy.Expr:
-                offset, amplitude = pool.new("offset"), pool.new("coef")
-                return offset + amplitude * x.symbol ** (-pool.new("exponent")) * factor(pool)
-            yield Recipe("modulated_power", f"{x.name} with a {form_name} in {y.name}", build)
-
-
 def diagonal_plus_linear(profile: TaskProfile) -> Iterator[Recipe]:
     """For one target per feature: ``E + A*(x_t + s)**-a + sum_{j != t} b_j*x_j``."""
     if not _diagonal(profile):
@@ -386,5 +360,5 @@ def diagonal_plus_linear(profile: TaskProfile) -> Iterator[Recipe]:
 FAMILIES: tuple[Callable[[TaskProfile], Iterator[Recipe]], ...] = (
     power_offset, additive, multiplicative, shifted, saturation, log_linear, effective_quantity,
     broken_power, polynomial, pure_power, additive_shared_exponent, exp_linear, valley,
-    log_bilinear, stretched_exponential, diagonal_plus_linear, modulated_power,
+    log_bilinear, stretched_exponential, diagonal_plus_linear,
 )
