@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,7 +33,7 @@ from sld.tasks import SLDError, Task, TrainingTask
 if TYPE_CHECKING:
     from sld.discovery.proposers.llm import LLMConfig
     from sld.discovery.proposers.base import Proposer
-    from sld.evaluators.fitting import FitOptions
+    from sld.evaluators.fitting import FitOptions, LawFitter
 
 
 @dataclass(frozen=True)
@@ -144,14 +144,15 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
     full = settings.full_fit()
     test, human, train = None, None, {}
     if isinstance(task, Task):
-        final = evaluate_on_test(law, task, full)
+        final = evaluate_on_test(law, task, full, result.refits.get(law.key))
         params = final.params
         train, test = final.fit.to_dict(with_groups=False), final.held_out.to_dict(with_groups=False)
         human = _human_bar(task, settings) if compare_with_human else None
     else:
         from sld.evaluators.fitting import LawFitter
 
-        params = LawFitter(law, full).fit(training.train).params_
+        refit = result.refits.get(law.key)
+        params = (refit if refit is not None else LawFitter(law, full).fit(training.train)).params_
     return DiscoveryResult(
         task=task.name, campaign_id=result.campaign_id, law_id=result.best.law_id, formula=result.best.formula,
         params=params, train=train,
@@ -160,11 +161,13 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
         test=test, human=human, evaluated=result.evaluated, rejected=result.rejected,
         timed_out=result.timed_out, seconds=result.seconds, stop_reason=result.stop_reason,
         proposer=settings.proposer, llm=_usage(usage), warnings=tuple(task.warnings),
-        reductions=law.reductions, finalists=result.finalists, ensemble=_ensemble(task, best, full),
+        reductions=law.reductions, finalists=result.finalists,
+        ensemble=_ensemble(task, best, full, result.refits),
     )
 
 
-def _ensemble(task: Task | TrainingTask, formulas: list[str], options: FitOptions) -> dict | None:
+def _ensemble(task: Task | TrainingTask, formulas: list[str], options: FitOptions,
+              fitted: Mapping[str, LawFitter]) -> dict | None:
     """The ensemble's laws and, for a ``Task``, the test metrics of their median prediction."""
     if len(formulas) < 2:
         return None
@@ -172,7 +175,7 @@ def _ensemble(task: Task | TrainingTask, formulas: list[str], options: FitOption
         return {"formulas": formulas, "test": None}
     from sld.discovery.search.ensemble import Ensemble
 
-    metrics = Ensemble(formulas, task.spec, options).fit(task.train).score(task.test)
+    metrics = Ensemble(formulas, task.spec, options).fit(task.train, fitted).score(task.test)
     return {"formulas": formulas, "test": metrics.to_dict(with_groups=False)}
 
 

@@ -58,13 +58,15 @@ class Evaluation:
         return document
 
 
-def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None) -> Evaluation:
+def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None,
+                  fitted: LawFitter | None = None) -> Evaluation:
     """Fit ``law`` per group on ``fit_rows``; score on the rows fitted and on ``held_out``.
 
     The fit metrics leave out the runs the fitter's outlier fence left out
-    (``diagnostics["left_out"]`` counts them).
+    (``diagnostics["left_out"]`` counts them).  ``fitted``: that fit, already
+    made (``law`` fitted on ``fit_rows`` with ``options``), so it is not redone.
     """
-    fitter = LawFitter(law, options).fit(fit_rows)
+    fitter = fitted if fitted is not None else LawFitter(law, options).fit(fit_rows)
     fitted = fit_rows.select(fitter.fitted_mask_) if fitter.n_left_out_ else fit_rows
     fit_metrics = score(fitted.y, fitter.predict(fitted), fitted.groups)
     held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups)
@@ -85,9 +87,10 @@ def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions 
     )
 
 
-def evaluate_on_test(law: Law, task: Task, options: FitOptions | None = None) -> Evaluation:
-    """Fit on all training rows, score on the test rows (for reports only)."""
-    return fit_and_score(law, task.train, task.test, options)
+def evaluate_on_test(law: Law, task: Task, options: FitOptions | None = None,
+                     fitted: LawFitter | None = None) -> Evaluation:
+    """Fit on all training rows, score on the test rows (for reports only); ``fitted`` as ``fit_and_score``."""
+    return fit_and_score(law, task.train, task.test, options, fitted)
 
 
 def evaluate_on_validation(

@@ -45,3 +45,47 @@ def test_a_campaign_reports_its_ensemble_beside_its_law(tmp_path):
     assert result.to_dict()["ensemble"] == result.ensemble
     none = sld.discover(task, sld.CampaignSettings(budget=30, workers=0, ensemble_size=0))
     assert none.ensemble is None
+
+
+def test_laws_already_fitted_on_the_rows_are_not_fitted_again(tmp_path, monkeypatch):
+    task = _synthetic_task(tmp_path)
+    options = FitOptions(seed=0)
+    formulas = ["E + A*N^(-a)*exp(-b*P)", "E + A*N^(-a)"]
+    first = parse_law(formulas[0], task.spec)
+    done = LawFitter(first, options).fit(task.train)
+    fresh = Ensemble(formulas, task.spec, options).fit(task.train)
+    fitted_laws = []
+    original = LawFitter.fit
+    monkeypatch.setattr(LawFitter, "fit", lambda self, rows: fitted_laws.append(self.law.key) or original(self, rows))
+    reused = Ensemble(formulas, task.spec, options).fit(task.train, {first.key: done})
+    assert fitted_laws == [parse_law(formulas[1], task.spec).key]  # only the law not given
+    assert reused.fitters_[0] is done
+    np.testing.assert_array_equal(reused.predict(task.test), fresh.predict(task.test))
+
+
+def test_a_campaign_reuses_its_finalists_refits_for_the_final_refit(tmp_path, monkeypatch):
+    # The consensus refits every finalist on all training rows with the final options; the final
+    # refit and the ensemble take those fits instead of redoing them, with the same numbers.
+    task = _synthetic_task(tmp_path)
+    settings = sld.CampaignSettings(budget=60, workers=0, ensemble_size=4)
+    fits_after_campaign = []
+    import sld.discovery.discover as discover_module
+    original_result = discover_module._result
+
+    def counting_result(*args, **kwargs):
+        original = LawFitter.fit
+        monkeypatch.setattr(LawFitter, "fit", lambda self, rows: fits_after_campaign.append(self.law.text)
+                            or original(self, rows))
+        try:
+            return original_result(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(LawFitter, "fit", original)
+
+    monkeypatch.setattr(discover_module, "_result", counting_result)
+    result = sld.discover(task, settings, compare_with_human=False)
+    finalists = {record["formula"] for record in result.finalists}
+    assert result.formula in finalists and set(result.ensemble["formulas"]) <= finalists
+    assert fits_after_campaign == []  # every law the final stage needed was a finalist, already refitted
+    law = parse_law(result.formula, task.spec)
+    again = LawFitter(law, settings.full_fit()).fit(task.train)
+    assert result.params == again.params_

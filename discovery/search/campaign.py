@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sympy
@@ -30,6 +30,7 @@ from sld.discovery.search.selection import (Finalist, choose_consensus, choose_f
 from sld.discovery.search.settings import CampaignSettings
 from sld.discovery.search.backend import CandidateResult, EvaluationBackend, open_backend
 from sld.evaluators.bootstrap import prediction_spread
+from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import FormulaError, Law, parse_law
 from sld.evaluators.printing import law_to_text
 from sld.tasks import TrainingTask
@@ -62,6 +63,9 @@ class CampaignResult:
     stop_reason: str
     timed_out: int = 0  # candidates cut off by the per-candidate wall-clock safety net
     finalists: tuple[dict, ...] = ()  # the final choice's candidates, scores, and why each was kept or not
+    # Finalists refitted on every training run with ``settings.full_fit()``, by law key: the very fits
+    # the final refit and the ensemble would redo (a fit is a function of law, rows and options).
+    refits: Mapping[str, LawFitter] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _finalist_record(member: Member, rescore: float | None, result: CandidateResult | None) -> dict:
@@ -107,6 +111,8 @@ class Campaign:
         self.timed_out = 0
         self.reduced_duplicates = 0  # proposals that, once reduced, repeated an earlier law
         self.finalists: list[dict] = []  # the final choice's candidates and why each was or was not kept
+        self._finalist_members: list[Member] = []
+        self._forecasts: dict[int, ProbeForecast] = {}  # finalist index -> its refit on every training run
         self.generation = 0
         if campaign_id is None:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
@@ -173,7 +179,7 @@ class Campaign:
         self.archive.set_status(self.campaign_id, "finished")
         return CampaignResult(self.campaign_id, best, self.evaluated,
                               self.rejected, time.monotonic() - start, stop_reason, self.timed_out,
-                              tuple(self.finalists))
+                              tuple(self.finalists), self._refits())
 
     def _final_choice(self, pool: EvaluationBackend) -> Member | None:
         """Choose among the finalists (or keep the best law by search score); then check its forecast.
@@ -189,7 +195,8 @@ class Campaign:
         """
         finalists = self.population.best(self.settings.finalists)
         self.finalists = [_finalist_record(m, None, None) for m in finalists]
-        self._forecasts: dict[int, ProbeForecast] = {}
+        self._finalist_members = finalists
+        self._forecasts = {}
         if not finalists:
             return None
         if self.settings.final_choice == "search" or len(finalists) == 1:
@@ -286,6 +293,11 @@ class Campaign:
             self._forecasts[index] = probe_forecast(finalists[index].law, self.task.spec, self.task.train,
                                                     self.settings.full_fit(), width)
         return self._forecasts[index]
+
+    def _refits(self) -> dict[str, LawFitter]:
+        """The finalists' refits on every training run that the final choice made, by law key."""
+        return {self._finalist_members[index].law.key: forecast.fitter
+                for index, forecast in self._forecasts.items() if forecast.fitter is not None}
 
     def _plausible_choice(self, finalists: list[Member], chosen: int) -> int:
         """``chosen``, unless its refit on every training run leaves the plausible band beyond the runs.

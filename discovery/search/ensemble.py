@@ -12,7 +12,7 @@ test rows, when a report scores the ensemble, are only predicted.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +47,12 @@ class Ensemble:
         self.spec = spec
         self.options = options or FitOptions()
 
-    def fit(self, rows: Rows) -> "Ensemble":
-        self.fitters_ = [LawFitter(parse_law(f, self.spec), self.options).fit(rows) for f in self.formulas]
+    def fit(self, rows: Rows, fitted: Mapping[str, LawFitter] | None = None) -> "Ensemble":
+        """Fit every law on ``rows``; ``fitted``: laws already fitted on them with ``options``, by law key."""
+        fitted = fitted or {}
+        laws = [parse_law(f, self.spec) for f in self.formulas]
+        self.fitters_ = [fitted[law.key] if law.key in fitted else LawFitter(law, self.options).fit(rows)
+                         for law in laws]
         return self
 
     def forecast(self, rows: Rows) -> EnsembleForecast:

@@ -74,6 +74,7 @@ class ProbeForecast:
 
     predictions: np.ndarray | None  # probe points × target columns; None when the refit failed
     problem: str | None  # None: plausible (``fitted_problem``)
+    fitter: LawFitter | None = None  # the refit itself, when it worked: the campaign's final refit reuses it
 
 
 def probe_forecast(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
@@ -85,7 +86,9 @@ def probe_forecast(law: Law, spec: TaskSpec, train: Rows, options: FitOptions,
     except Exception as err:  # a refit that crashes is a law with no forecast, not a crashed campaign
         return ProbeForecast(None, f"its refit on every training run failed: {type(err).__name__}: {err}"[:300])
     problem = fitted_problem(fitter, train, at_probes, width)
-    return ProbeForecast(None if fitter.failed_ else at_probes, problem)
+    if fitter.failed_:
+        return ProbeForecast(None, problem)
+    return ProbeForecast(at_probes, problem, fitter)
 
 
 def fitted_problem(fitter: LawFitter, train: Rows, at_probes: np.ndarray, width: float = DEFAULT_WIDTH) -> str | None:
