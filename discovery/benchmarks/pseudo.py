@@ -100,7 +100,9 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         again = rescored.get(rank)
         law = parse_law(member.law.text, task.spec)
         try:
-            fitter = LawFitter(law, full).fit(task.train)
+            # the campaign's final choice already refitted its finalists so (same law, rows, options)
+            fitter = result.refits.get(law.key)
+            fitter = fitter if fitter is not None else LawFitter(law, full).fit(task.train)
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
