@@ -29,7 +29,8 @@ time, enough to compare what campaigns choose under two settings, but not for
 
 The refit is ``evaluate_on_test``'s computation (fit with ``LawFitter`` on
 ``train``, ``metrics.score`` on ``test``), done once per law here so that the
-same fit also gives the predictions.
+same fit also gives the predictions; for the finalists it is the campaign's own
+refit (``CampaignResult.refits``), not made twice.
 """
 
 from __future__ import annotations
