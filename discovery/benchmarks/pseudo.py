@@ -59,6 +59,7 @@ from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
 from sld.evaluators.metrics import Metrics, score
 from sld.tasks import curated_names, load_task
+from sld.tasks.errors import SLDError
 
 TOP_K = 16
 
@@ -201,12 +202,23 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
     return records
 
 
+class RecordsError(SLDError):
+    """A records file that cannot be read: the CLI prints it as one line."""
+
+
 def read_records(paths: Sequence[str | Path]) -> list[dict]:
     """The records of one or more JSON-lines files."""
     records = []
     for path in paths:
-        with open(path, encoding="utf-8") as handle:
-            records += [json.loads(line) for line in handle if line.strip()]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                records += [json.loads(line) for line in handle if line.strip()]
+        except OSError as err:
+            raise RecordsError(f"cannot read records file {path}: {err.strerror}; give a file that "
+                               "`sld bench pseudo --output` wrote") from None
+        except ValueError as err:
+            raise RecordsError(f"records file {path} is not JSON lines ({err}); give a file that "
+                               "`sld bench pseudo --output` wrote") from None
     return records
 
 

@@ -206,10 +206,27 @@ def _run_selection(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _configure_restarts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--single", nargs="+", required=True, metavar="FILE",
+                        help="`sld bench pseudo` records of the single campaigns (the baseline)")
+    parser.add_argument("--members", nargs="+", required=True, metavar="FILE",
+                        help="`sld bench pseudo` records of the campaigns to pool (may be the same files)")
+    parser.add_argument("--group", type=int, default=4, help="campaigns per pool, consecutive seeds "
+                        "(default %(default)s)")
+
+
+def _run_restarts(args: argparse.Namespace) -> int:
+    from sld.discovery.benchmarks.restarts_study import run_cli
+
+    return run_cli(args)
+
+
 register_bench_subcommand("pseudo", "campaigns on pseudo-tasks cut from the training rows: records for "
                           "selection studies", _configure_pseudo, _run_pseudo)
 register_bench_subcommand("selection", "score selection rules post hoc on `sld bench pseudo` records",
                           _configure_selection, _run_selection)
+register_bench_subcommand("restarts", "pool the finalists of campaigns with consecutive seeds by consensus, "
+                          "against single campaigns, on `sld bench pseudo` records", _configure_restarts, _run_restarts)
 
 
 # -- sld bench throughput (logic in ``discovery.throughput_bench``) ---------------
