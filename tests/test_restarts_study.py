@@ -53,3 +53,10 @@ def test_a_missing_records_file_is_one_line_that_names_it(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("sld: error: cannot read records file") and str(missing) in error
     assert "\n" not in error
+
+
+def test_a_pool_of_no_campaigns_is_refused_in_one_line(tmp_path, capsys):
+    from sld.discovery.cli import main
+
+    assert main(["bench", "restarts", "--single", "x", "--members", "x", "--group", "0"]) == 2
+    assert "--group 0" in capsys.readouterr().err

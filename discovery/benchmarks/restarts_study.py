@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sld.discovery.benchmarks.pseudo import clipped
+from sld.discovery.benchmarks.pseudo import RecordsError, clipped
 from sld.discovery.search.selection import choose_consensus, consensus_distances
 
 FINALISTS = 8
@@ -36,7 +36,8 @@ def pooled_choice(records: Sequence[dict], finalists: int = FINALISTS) -> dict:
     laws = sorted(pool.values(), key=lambda law: (law["search"]["score"] is None,
                                                   law["search"]["score"] or 0.0))
     if not laws:
-        raise ValueError("the member records have no laws to pool")
+        raise RecordsError(f"the records of {records[0]['pseudo_task']} hold no laws to pool; rerun "
+                           "`sld bench pseudo` for its seeds")
     forecasts = [np.asarray(law["probe_predictions"], dtype=float) for law in laws]
     chosen = choose_consensus(consensus_distances(forecasts, np.asarray(records[0]["train_target_std"])))
     order = [chosen] + [i for i in range(len(laws)) if i != chosen]
@@ -93,6 +94,8 @@ def run_cli(args) -> int:
     """``sld bench restarts --single FILE ... --members FILE ... [--group K]``."""
     from sld.discovery.benchmarks.pseudo import read_records
 
+    if args.group < 1:
+        raise RecordsError(f"--group {args.group}: a pool needs at least one campaign; give --group 1 or more")
     pairs = pair_up(read_records(args.single), read_records(args.members), args.group)
     if not pairs:
         print(f"no complete group of {args.group} consecutive seeds is in both --single and --members records")
