@@ -23,10 +23,9 @@ import sympy
 from sld.archive import Archive, Entry, NewEntry
 from sld.discovery.search.population import Member, Population
 from sld.discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
-from sld.discovery.search.plausibility import DEFAULT_WIDTH, ProbeForecast, probe_forecast
+from sld.discovery.search.final_choice import FinalistChoice, finalist_record
 from sld.discovery.search.probes import probe_rows
-from sld.discovery.search.selection import (Finalist, choose_consensus, choose_finalist, choose_stable,
-                                           consensus_distances, selection_score, worst_fold)
+from sld.discovery.search.selection import Finalist, choose_finalist, choose_stable, selection_score, worst_fold
 from sld.discovery.search.settings import CampaignSettings
 from sld.discovery.search.backend import CandidateResult, EvaluationBackend, open_backend
 from sld.evaluators.bootstrap import prediction_spread
@@ -66,13 +65,13 @@ class CampaignResult:
     # Finalists refitted on every training run with ``settings.full_fit()``, by law key: the very fits
     # the final refit and the ensemble would redo (a fit is a function of law, rows and options).
     refits: Mapping[str, LawFitter] = field(default_factory=dict, compare=False, repr=False)
+    # The final choice itself (finalists, records, forecasts beyond the runs): what a pool of restarts pools.
+    choice: FinalistChoice | None = field(default=None, compare=False, repr=False)
 
 
 def _finalist_record(member: Member, rescore: float | None, result: CandidateResult | None) -> dict:
     """A finalist as the archive keeps it: its search score and, if re-scored, its full-effort folds."""
-    record = {"law_id": member.law_id, "formula": member.law.text, "complexity": member.complexity,
-              "search_score": member.score, "search_nmse": member.validation_nmse,
-              "chosen": False, "why": "a finalist scored better"}
+    record = finalist_record(member)
     if result is not None:
         record["rescored"] = {"status": result.status, "score": rescore, "reason": result.reason,
                               "nmse": result.validation.get("nmse"),
@@ -111,8 +110,7 @@ class Campaign:
         self.timed_out = 0
         self.reduced_duplicates = 0  # proposals that, once reduced, repeated an earlier law
         self.finalists: list[dict] = []  # the final choice's candidates and why each was or was not kept
-        self._finalist_members: list[Member] = []
-        self._forecasts: dict[int, ProbeForecast] = {}  # finalist index -> its refit on every training run
+        self._choice: FinalistChoice | None = None  # the final choice's finalists and their forecasts
         self.generation = 0
         if campaign_id is None:
             campaign_id = archive.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
@@ -179,7 +177,8 @@ class Campaign:
         self.archive.set_status(self.campaign_id, "finished")
         return CampaignResult(self.campaign_id, best, self.evaluated,
                               self.rejected, time.monotonic() - start, stop_reason, self.timed_out,
-                              tuple(self.finalists), self._refits())
+                              tuple(self.finalists), self._choice.refits() if self._choice else {},
+                              self._choice)
 
     def _final_choice(self, pool: EvaluationBackend) -> Member | None:
         """Choose among the finalists (or keep the best law by search score); then check its forecast.
@@ -194,11 +193,12 @@ class Campaign:
         records every finalist, its scores and why it was or was not kept, for the archive.
         """
         finalists = self.population.best(self.settings.finalists)
-        self.finalists = [_finalist_record(m, None, None) for m in finalists]
-        self._finalist_members = finalists
-        self._forecasts = {}
+        self.finalists = [finalist_record(m) for m in finalists]
+        self._choice = None
         if not finalists:
             return None
+        self._choice = FinalistChoice(self.task, finalists, self.finalists,
+                                      [self.settings.full_fit()] * len(finalists), self.settings.plausible_width)
         if self.settings.final_choice == "search" or len(finalists) == 1:
             self.finalists[0].update(chosen=True, why="best search score")
             chosen = 0
@@ -265,39 +265,11 @@ class Campaign:
         """Of the finalists, the one whose forecast beyond the runs sits closest to the others' median.
 
         Each finalist is refitted on every training run (the final refit's
-        options) and read at the probe points beyond each group's largest runs;
-        ``consensus_distances`` compares each forecast with the median of the
-        others'.  Laws that validate alike can disagree beyond the runs, and the
-        one that alone flattens or explodes there is the risk (chosen on
-        pseudo-tasks: docs/selection_protocol.md).
+        options) and read at the probe points beyond each group's largest runs
+        (``search.final_choice``).
         """
         self._report(None, stage=f"refitting {len(finalists)} finalists on every training run")
-        forecasts = [self._forecast(finalists, index).predictions for index in range(len(finalists))]
-        distances = consensus_distances(forecasts, np.std(self.task.train.y, axis=0))
-        chosen = choose_consensus(distances)
-        for index, (record, distance) in enumerate(zip(self.finalists, distances)):
-            record.update(consensus=distance, chosen=index == chosen, why=(
-                "its forecast beyond the runs sits closest to the other finalists' median"
-                if index == chosen and distance is not None else
-                "best search score (too few finalists forecast beyond the runs for a consensus)"
-                if index == chosen else
-                "its refit on every training run gives no forecast beyond the runs" if distance is None else
-                "its forecast beyond the runs sits further from the other finalists' median"))
-        return chosen
-
-    def _forecast(self, finalists: list[Member], index: int) -> ProbeForecast:
-        """Finalist ``index`` refitted on every training run and read at the probe points (once per choice)."""
-        if index not in self._forecasts:
-            width = self.settings.plausible_width or DEFAULT_WIDTH
-            # the final refit's own options: the fit a user gets
-            self._forecasts[index] = probe_forecast(finalists[index].law, self.task.spec, self.task.train,
-                                                    self.settings.full_fit(), width)
-        return self._forecasts[index]
-
-    def _refits(self) -> dict[str, LawFitter]:
-        """The finalists' refits on every training run that the final choice made, by law key."""
-        return {self._finalist_members[index].law.key: forecast.fitter
-                for index, forecast in self._forecasts.items() if forecast.fitter is not None}
+        return self._choice.consensus()
 
     def _plausible_choice(self, finalists: list[Member], chosen: int) -> int:
         """``chosen``, unless its refit on every training run leaves the plausible band beyond the runs.
@@ -306,23 +278,9 @@ class Campaign:
         (``search.plausibility``; training rows only), or ``chosen`` after all
         if none does.  Each finalist checked records its verdict.
         """
-        width = self.settings.plausible_width
-        if width is None:
-            return chosen
-        self._report(None, stage="checking the chosen law's forecast beyond the runs")
-        for index in [chosen] + [i for i in range(len(finalists)) if i != chosen]:
-            problem = self._forecast(finalists, index).problem
-            self.finalists[index]["implausible"] = problem
-            if problem is None:
-                if index != chosen:
-                    self.finalists[chosen].update(chosen=False)
-                    self.finalists[index].update(chosen=True, why="the best finalist by search score whose "
-                                                 "refit on every training run extrapolates plausibly")
-                return index
-            self.finalists[index]["why"] += f", but its refit on every training run {problem}"
-        self.finalists[chosen].update(chosen=True)
-        self.finalists[chosen]["why"] += "; no finalist extrapolates plausibly, so it is kept all the same"
-        return chosen
+        if self.settings.plausible_width is not None:
+            self._report(None, stage="checking the chosen law's forecast beyond the runs")
+        return self._choice.plausible(chosen)
 
     def _initial_proposals(self) -> list[tuple[Proposal, int]]:
         proposals = [Proposal(text, "seed", "human_law") for text in self.starting_laws]
