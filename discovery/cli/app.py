@@ -69,15 +69,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def invalid_setting_message(err: pydantic.ValidationError, args: argparse.Namespace) -> str:
-    """One line naming each refused setting, what it must be, and the option that sets it."""
-    problems = []
+    """One line naming each refused setting, what it must be, and the option that sets it.
+
+    A refusal of a combination of settings (a model validator: no location)
+    already names its fix, so it is quoted as it is.
+    """
+    problems, combinations = [], []
     for error in err.errors():
-        name = str(error["loc"][-1]) if error["loc"] else err.title
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            combinations.append(message)
+            continue
+        name = str(error["loc"][-1])
         option = f"--{name.replace('_', '-')}"
         where = option if hasattr(args, name) else ".".join(map(str, error["loc"]))
-        problems.append(f"{where} {error['input']!r}: {error['msg'][:1].lower()}{error['msg'][1:]}")
-    return "invalid " + "; ".join(problems) + "; pass another value"
-
+        problems.append(f"{where} {error['input']!r}: {message[:1].lower()}{message[1:]}")
+    fields = ["invalid " + "; ".join(problems) + "; pass another value"] if problems else []
+    return "; ".join(fields + combinations)
 
 if __name__ == "__main__":
     sys.exit(main())
