@@ -405,25 +405,28 @@ class Archive:
             )
             return int(cursor.lastrowid)
 
-    def llm_usage(self, campaign_id: int) -> LLMUsage:
+    def llm_usage(self, *campaign_ids: int) -> LLMUsage:
+        """Totals over the LLM calls of a campaign (or of several: a pooled campaign's restarts)."""
+        marks = ",".join("?" * len(campaign_ids))
         with self._read() as db:
             row = db.execute(
                 "SELECT count(*), coalesce(sum(ok = 0), 0), coalesce(sum(prompt_tokens), 0), "
                 "coalesce(sum(completion_tokens), 0), coalesce(sum(cost_usd), 0.0), "
-                "coalesce(sum(latency_s), 0.0) FROM llm_calls WHERE campaign_id = ?",
-                (campaign_id,),
+                f"coalesce(sum(latency_s), 0.0) FROM llm_calls WHERE campaign_id IN ({marks})",
+                campaign_ids,
             ).fetchone()
         return LLMUsage(
             calls=row[0], failed_calls=row[1], prompt_tokens=row[2], completion_tokens=row[3],
             cost_usd=float(row[4]), latency_s=float(row[5]),
         )
 
-    def llm_models(self, campaign_id: int) -> dict[str, int]:
-        """How many calls the campaign made to each model, most-called first."""
+    def llm_models(self, *campaign_ids: int) -> dict[str, int]:
+        """How many calls the campaign (or campaigns) made to each model, most-called first."""
+        marks = ",".join("?" * len(campaign_ids))
         with self._read() as db:
             rows = db.execute(
-                "SELECT model, count(*) AS calls FROM llm_calls WHERE campaign_id = ? "
-                "GROUP BY model ORDER BY calls DESC, model", (campaign_id,),
+                f"SELECT model, count(*) AS calls FROM llm_calls WHERE campaign_id IN ({marks}) "
+                "GROUP BY model ORDER BY calls DESC, model", campaign_ids,
             ).fetchall()
         return {row["model"]: int(row["calls"]) for row in rows}
 

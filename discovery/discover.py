@@ -16,14 +16,16 @@ report; nothing from the test rows reaches the campaign.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from sld.archive import Archive, LLMUsage
 from sld.discovery.search.backend import require_backend
 from sld.discovery.search.campaign import Campaign, CampaignResult, Progress
+from sld.discovery.search.restarts import pool_choice, pooled_campaign, restart_settings, restarts_of
 from sld.discovery.proposers.build import build_proposers
 from sld.discovery.search.settings import CampaignSettings
 from sld.evaluators.evaluate import evaluate_on_test
@@ -64,6 +66,7 @@ class DiscoveryResult:
     reductions: tuple[str, ...] = field(default=())
     finalists: tuple[dict, ...] = field(default=())  # the final choice's candidates and why each was kept or not
     ensemble: dict | None = None  # the median forecast of the best laws: their formulas, and its test metrics
+    members: tuple[int, ...] = ()  # a pooled campaign's restarts (their campaign ids); () for one campaign
 
     def to_dict(self) -> dict:
         """Strict-JSON-ready data (the document ``sld discover --json`` prints)."""
@@ -74,6 +77,7 @@ class DiscoveryResult:
             "timed_out": self.timed_out, "seconds": round(self.seconds, 2), "stop": self.stop_reason,
             "proposer": self.proposer, "llm": self.llm, "warnings": list(self.warnings),
             "reductions": list(self.reductions), "finalists": list(self.finalists), "ensemble": self.ensemble,
+            **({"members": list(self.members)} if self.members else {}),
         }
 
 
@@ -102,40 +106,135 @@ def discover(
     require_backend(settings)  # Ray not installed: one line now, before a campaign is created
     with _opened(archive) as store:
         if resume is not None:
-            record = store.campaign(resume)
+            record = pooled_campaign(store, store.campaign(resume))  # a restart resumes its whole pool
             settings = CampaignSettings.from_archive(record.settings, **_changed(settings))
-            campaign_id = resume
+            campaign_id = record.id
         else:
             campaign_id = store.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
                                                 spec=task.spec)
-        built = None
-        if proposers is None:
-            built = build_proposers(task, settings, llm, store, campaign_id, save_prompts_dir=save_prompts_dir)
-            proposers = built.weighted
         training = task.training_view() if isinstance(task, Task) else task
-        starting = list(task.spec.starting_formulas) if settings.seed_human_laws else []
-        try:
-            campaign = Campaign(training, settings, store, proposers, campaign_id=campaign_id,
-                                starting_laws=starting, on_progress=on_progress)
-            result = campaign.run()
-        finally:
-            if built is not None:
-                built.close()
+        run = _Run(task, training, store, proposers, llm, on_progress, save_prompts_dir)
+        if settings.restarts > 1:
+            result = _run_pool(run, settings, campaign_id)
+            restarts = sorted(restarts_of(store, store.campaign(campaign_id)).values(), key=lambda r: r.seed)
+            members = tuple(record.id for record in restarts)
+            usage = store.llm_usage(*members)
+        else:
+            result = run.campaign(settings, campaign_id)
+            usage, members = store.llm_usage(campaign_id), ()
         if result.best is None:
             raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
                            "check the data, or raise --budget")
         if on_progress is not None:
-            on_progress(Progress(result.evaluated, settings.budget, result.best.score,
+            on_progress(Progress(result.evaluated, settings.budget * settings.restarts, result.best.score,
                                  1 - result.best.validation_nmse, result.best.formula, stage="final refit"))
-        best = [entry.formula for entry in store.top(task.name, settings.ensemble_size, campaign_id)]
-        found = _result(task, training, settings, result, store.llm_usage(campaign_id), compare_with_human, best)
+        found = _result(task, training, settings, result, usage, compare_with_human,
+                        _ensemble_laws(store, task.name, settings, result), members)
         store.record_result(campaign_id, found.to_dict())
     return found
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every campaign of one ``discover`` call shares: the task, the archive, how to propose."""
+
+    task: Task | TrainingTask
+    training: TrainingTask
+    store: Archive
+    proposers: Sequence[tuple[Proposer, float]] | None
+    llm: LLMConfig | None
+    on_progress: Callable[[Progress], None] | None
+    save_prompts_dir: str | None
+
+    def campaign(self, settings: CampaignSettings, campaign_id: int,
+                 on_progress: Callable[[Progress], None] | None = None) -> CampaignResult:
+        """Run (or resume) one campaign's search and final choice."""
+        built, proposers = None, self.proposers
+        if proposers is None:
+            built = build_proposers(self.task, settings, self.llm, self.store, campaign_id,
+                                    save_prompts_dir=self.save_prompts_dir)
+            proposers = built.weighted
+        starting = list(self.task.spec.starting_formulas) if settings.seed_human_laws else []
+        try:
+            return Campaign(self.training, settings, self.store, proposers, campaign_id=campaign_id,
+                            starting_laws=starting, on_progress=on_progress or self.on_progress).run()
+        finally:
+            if built is not None:
+                built.close()
+
+
+def _run_pool(run: _Run, settings: CampaignSettings, pool_id: int) -> CampaignResult:
+    """Run (or resume) every restart of a pooled campaign, recording each one's result; then choose once.
+
+    Each restart resumes as one campaign does: one that reached its budget
+    searches no further, and its final choice is remade from the archive (the
+    same finalists and fits, so the same answer).
+    """
+    store = run.store
+    store.set_status(pool_id, "running")
+    held = restarts_of(store, store.campaign(pool_id))
+    done = []
+    try:
+        for index in range(settings.restarts):
+            restart = restart_settings(settings, pool_id, index)
+            record = held.get(restart.seed)
+            if record is None:
+                restart_id = store.create_campaign(run.task.name, restart.model_dump(mode="json"), restart.seed,
+                                                   spec=run.task.spec)
+            else:
+                restart_id = record.id
+                restart = CampaignSettings.from_archive(record.settings, **_changed(restart))
+            result = run.campaign(restart, restart_id, _restart_progress(run.on_progress, index, settings))
+            if result.best is not None:  # its own result, for `sld archive show` (no human bar: the pool has it)
+                found = _result(run.task, run.training, restart, result, store.llm_usage(restart_id), False,
+                                _ensemble_laws(store, run.task.name, restart, result))
+                store.record_result(restart_id, found.to_dict())
+            done.append((restart, result))
+    except KeyboardInterrupt:
+        store.set_status(pool_id, "interrupted")
+        raise
+    except Exception:
+        store.set_status(pool_id, "failed")
+        raise
+    if run.on_progress is not None:
+        best = [r.best for _, r in done if r.best is not None]
+        top = min(best, key=lambda m: m.score) if best else None
+        run.on_progress(Progress(sum(r.evaluated for _, r in done), settings.budget * settings.restarts,
+                                 top.score if top else math.inf, 1 - top.validation_nmse if top else -math.inf,
+                                 top.law.text if top else "", stage=f"choosing among {settings.restarts} "
+                                 "restarts' finalists"))
+    pooled = pool_choice(run.training, settings, pool_id, done)
+    store.set_status(pool_id, "finished")
+    return pooled
+
+
+def _restart_progress(on_progress: Callable[[Progress], None] | None, index: int,
+                      settings: CampaignSettings) -> Callable[[Progress], None] | None:
+    """Restart ``index``'s progress as a share of the whole pool's: ``budget × restarts`` candidates."""
+    if on_progress is None:
+        return None
+
+    def report(progress: Progress) -> None:
+        on_progress(replace(progress, evaluated=index * settings.budget + progress.evaluated,
+                            budget=settings.budget * settings.restarts,
+                            stage=f"restart {index + 1}/{settings.restarts}: {progress.stage}"))
+    return report
+
+
+def _ensemble_laws(store: Archive, task_name: str, settings: CampaignSettings, result: CampaignResult) -> list[str]:
+    """The laws whose median forecast is the ensemble: the best by validation score.
+
+    A campaign's own best laws in the archive; a pool's best pooled finalists
+    (each restart's best laws are among its finalists).
+    """
+    if settings.restarts > 1:
+        return [record["formula"] for record in result.finalists[:settings.ensemble_size]]
+    return [entry.formula for entry in store.top(task_name, settings.ensemble_size, result.campaign_id)]
+
+
 def _result(task: Task | TrainingTask, training: TrainingTask, settings: CampaignSettings,
             result: CampaignResult, usage: LLMUsage, compare_with_human: bool,
-            best: list[str]) -> DiscoveryResult:
+            best: list[str], members: tuple[int, ...] = ()) -> DiscoveryResult:
     """The campaign's law refitted on all training rows (and, for a ``Task``, scored on its test rows).
 
     ``best``: the best laws by validation score, whose median forecast is the ensemble.
@@ -162,7 +261,7 @@ def _result(task: Task | TrainingTask, training: TrainingTask, settings: Campaig
         timed_out=result.timed_out, seconds=result.seconds, stop_reason=result.stop_reason,
         proposer=settings.proposer, llm=_usage(usage), warnings=tuple(task.warnings),
         reductions=law.reductions, finalists=result.finalists,
-        ensemble=_ensemble(task, best, full, result.refits),
+        ensemble=_ensemble(task, best, full, result.refits), members=members,
     )
 
 

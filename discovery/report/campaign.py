@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sld.archive import Archive, ArchiveError, CampaignRecord, Entry, LLMUsage
+from sld.archive.front import pareto_front
 from sld.discovery.report.errors import ReportError
 
 if TYPE_CHECKING:
@@ -63,11 +64,13 @@ def resolve_campaign_id(archive: Archive, campaign: str | int, task: str | None 
     """A campaign id from ``--campaign``: a number, or ``last`` (the archive's newest, of ``task`` if given)."""
     text = str(campaign).strip()
     if text.lower() == "last":
+        from sld.discovery.search.restarts import pooled_campaign
+
         record = archive.latest_campaign(task)
         if record is None:
             scope = f" of task {task!r}" if task else ""
             raise ReportError(f"archive {archive.path} holds no campaign{scope}; run `sld discover` first")
-        return record.id
+        return pooled_campaign(archive, record).id  # the newest may be a restart: 'last' is its pool
     try:
         return int(text)
     except ValueError:
@@ -91,12 +94,14 @@ def require_result(archive: Archive, campaign_id: int) -> tuple[CampaignRecord, 
 def read_campaign(archive: Archive, campaign_id: int) -> CampaignStory:
     """The story of a finished campaign; a one-line error for an unknown or unfinished one."""
     record, result = require_result(archive, campaign_id)
-    entries = tuple(e for e in archive.entries(campaign_id) if e.status != "rejected")
+    # A pooled campaign holds no laws of its own: its story is its restarts' laws, one after another.
+    campaigns = [int(member) for member in result.get("members") or [campaign_id]]
+    entries = tuple(e for member in campaigns for e in archive.entries(member) if e.status != "rejected")
+    front = archive.front(record.task, campaign_id=campaign_id) if len(campaigns) == 1 else pareto_front(entries)
     rows, hidden = lineage(archive, {e.id: e for e in entries}, int(result["law_id"]))
-    return CampaignStory(record=record, result=result, entries=entries,
-                         front=tuple(archive.front(record.task, campaign_id=campaign_id)),
-                         lineage=tuple(rows), hidden_ancestors=hidden, llm=archive.llm_usage(campaign_id),
-                         llm_models=archive.llm_models(campaign_id))
+    return CampaignStory(record=record, result=result, entries=entries, front=tuple(front),
+                         lineage=tuple(rows), hidden_ancestors=hidden, llm=archive.llm_usage(*campaigns),
+                         llm_models=archive.llm_models(*campaigns))
 
 
 def lineage(archive: Archive, known: dict[int, Entry], law_id: int,

@@ -82,6 +82,12 @@ class CampaignSettings(BaseModel):
         "beyond the runs, outside the training targets widened by this many of their own spreads (in log "
         "space for positive targets) for the next finalist that stays inside; None keeps the choice as made")
     finalists: int = Field(default=8, ge=1, description="best laws re-scored with full-effort fits at the end")
+    restarts: int = Field(default=1, ge=1, le=32, description="independent searches (restarts) of `budget` "
+                          "candidates each, with seeds seed*restarts .. seed*restarts+restarts-1, whose finalists "
+                          "are pooled for one final choice (docs/campaigns.md, \"Pooled restarts\"); costs "
+                          "restarts times as much as one campaign")
+    pool: int | None = Field(default=None, ge=1, description="set by the campaign itself: the id of the pooled "
+                             "campaign this one is a restart of (None: a campaign of its own)")
     ensemble_size: int = Field(default=5, ge=0, description="best laws by validation score whose median "
                                "prediction is reported beside the chosen law (0: no ensemble)")
     stable_tolerance: float = Field(default=0.05, ge=0, description="'stable' final choice: finalists within "
@@ -109,6 +115,15 @@ class CampaignSettings(BaseModel):
         if address is not None and info.data.get("backend") != "ray":
             raise ValueError("a Ray address needs backend 'ray' (--backend ray)")
         return address
+
+    @model_validator(mode="after")
+    def _pools_choose_by_forecast(self) -> "CampaignSettings":
+        if self.restarts > 1 and self.final_choice not in ("consensus", "search"):
+            raise ValueError(f"pooled restarts choose by 'consensus' or 'search', not {self.final_choice!r}: "
+                             "drop --final-choice, or give --restarts 1")
+        if self.restarts > 1 and self.pool is not None:
+            raise ValueError("a restart of a pool is one search: restarts must be 1 when pool is set")
+        return self
 
     @model_validator(mode="before")
     @classmethod

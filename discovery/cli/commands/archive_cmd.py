@@ -114,7 +114,7 @@ def _export(args: argparse.Namespace) -> int:
     with Archive(args.archive, read_only=True) as archive:
         entry = archive.entry(args.law_id)
         spec = spec_for_campaign(archive, entry.campaign_id, args.task_file)
-        result = archive.result(entry.campaign_id)
+        result = _result_choosing(archive, entry)
         if export_format == "sldbench":  # the program recognises each group by its training rows
             train = task_for_campaign(archive, entry.campaign_id, args.task_file).train
             options = campaign_fit_options(archive.campaign(entry.campaign_id))
@@ -130,6 +130,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_choosing(archive: Archive, entry: Entry) -> dict | None:
+    """The stored result that reports ``entry``'s final refit: its campaign's, or the pool's that chose it.
+
+    A pooled campaign chooses among its restarts' laws, so the law it reports
+    belongs to a restart whose own result may have chosen another.
+    """
+    result = archive.result(entry.campaign_id)
+    pool = archive.campaign(entry.campaign_id).settings.get("pool")
+    if (result is None or result.get("law_id") != entry.id) and pool is not None:
+        pooled = archive.result(int(pool))
+        if pooled is not None and pooled.get("law_id") == entry.id:
+            return pooled
+    return result
+
+
 def _show_campaign(args: argparse.Namespace) -> int:
     with Archive(args.archive, read_only=True) as archive:
         campaign = archive.campaign(args.campaign_id)
@@ -141,6 +156,11 @@ def _show_campaign(args: argparse.Namespace) -> int:
         output.print_json(result)
         return 0
     print(f"campaign {args.campaign_id}: {campaign.task}, {result['evaluated']} laws, stopped on {result['stop']}")
+    if result.get("members"):
+        print(f"pooled the finalists of its restarts, campaigns {', '.join(map(str, result['members']))}")
+    if campaign.settings.get("pool") is not None:
+        print(f"a restart of campaign {campaign.settings['pool']}, whose pooled choice is "
+              f"`sld archive show {campaign.settings['pool']}`")
     print(f"chosen law (id {result['law_id']}):\n  " + result["formula"].replace("\n", "\n  "))
     for group, values in list(result["params"].items())[:6]:
         print(f"  [{group}] " + ", ".join(f"{k}={v:.6g}" for k, v in values.items()))
@@ -153,8 +173,10 @@ def _show_campaign(args: argparse.Namespace) -> int:
         print(f"human law R² {_number(result['human'].get('r2'))} ({result['human']['name']})")
     finalists = result.get("finalists") or []
     if finalists:
-        header = ("law id", "search score", "rescored", "spread", "consensus", "chosen", "why", "formula")
-        rows = [(str(f["law_id"]), _number(f.get("search_score")),
+        pooled = any("campaign" in f for f in finalists)
+        header = ("law id", *(("campaign",) if pooled else ()), "search score", "rescored", "spread", "consensus",
+                  "chosen", "why", "formula")
+        rows = [(str(f["law_id"]), *((str(f.get("campaign", "")),) if pooled else ()), _number(f.get("search_score")),
                  _number((f.get("rescored") or {}).get("score")), _number(f.get("spread")),
                  _number(f.get("consensus")),
                  "yes" if f.get("chosen") else "",
@@ -198,9 +220,9 @@ def _campaigns(args: argparse.Namespace) -> int:
     if not rows:
         print("no campaigns" + (f" of {args.task!r}" if args.task else "") + " in this archive")
         return 0
-    header = ("id", "task", "status", "seed", "laws", "llm calls", "tokens", "cost $", "started")
+    header = ("id", "task", "status", "seed", "laws", "pool", "llm calls", "tokens", "cost $", "started")
     table = [
-        (str(c.id), c.task, c.status, str(c.seed), str(n), str(u.calls),
+        (str(c.id), c.task, c.status, str(c.seed), str(n), _pool_cell(c), str(u.calls),
          str(u.prompt_tokens + u.completion_tokens), f"{u.cost_usd:.4f}", c.created_at)
         for c, n, u in rows
     ]
@@ -209,6 +231,12 @@ def _campaigns(args: argparse.Namespace) -> int:
 
 
 # -- helpers ------------------------------------------------------------------------------
+def _pool_cell(campaign) -> str:
+    """"K restarts" for a pooled campaign, "of N" for a restart of pool N, "" for a campaign of its own."""
+    restarts, pool = campaign.settings.get("restarts", 1), campaign.settings.get("pool")
+    return f"{restarts} restarts" if restarts > 1 else f"of {pool}" if pool is not None else ""
+
+
 def _check_scope(archive: Archive, task: str, campaign_id: int | None) -> None:
     """Turn a wrong task or campaign into an error that lists what the archive holds."""
     if campaign_id is not None:

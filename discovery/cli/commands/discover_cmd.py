@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--final-choice", choices=FINAL_CHOICES,
                         help="how the campaign chooses its law among its finalists (default: consensus, the one "
                         "whose forecast beyond the runs agrees best with the others'; docs/campaigns.md#final-choice)")
+    parser.add_argument("--restarts", type=int, metavar="K",
+                        help="run K independent searches of --budget candidates each and choose once among all "
+                        "their finalists: steadier, at K times the cost (default 1; docs/campaigns.md#pooled-restarts)")
     add_search_fit_runs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -128,11 +131,13 @@ def _write_report(archive_path: str, campaign_id: int, task: Task, path: str) ->
 
 
 def _resumed_settings(args, task: Task, archive: Archive) -> tuple[int, CampaignSettings]:
+    from sld.discovery.search.restarts import pooled_campaign
     from sld.discovery.search.settings import CampaignSettings
 
     previous = archive.latest_campaign(task.name)
     if previous is None:
         raise SLDError(f"no campaign for {task.name} in {args.archive} to resume; drop --resume")
+    previous = pooled_campaign(archive, previous)  # the newest campaign may be a restart of a pool
     update = {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
     update |= backend_settings(args)  # where it runs is not stored with the campaign
     # Validated again (model_copy would not check): a resumed budget obeys the same bounds.
@@ -152,6 +157,8 @@ def _new_settings(args) -> CampaignSettings:
         overrides["minutes"] = args.minutes
     if args.final_choice is not None:
         overrides["final_choice"] = args.final_choice
+    if args.restarts is not None:
+        overrides["restarts"] = args.restarts
     overrides["proposer"] = proposer_mode(args)
     if getattr(args, "llm_share", None) is not None:
         overrides["llm_share"] = args.llm_share
@@ -174,7 +181,7 @@ class _ProgressBar:
                        TimeElapsedColumn(), TextColumn("{task.description}"),
                        console=Console(stderr=True), transient=False)
         self.bar.start()
-        self.handle = self.bar.add_task("", total=self.settings.budget)
+        self.handle = self.bar.add_task("", total=self.settings.budget * self.settings.restarts)
 
         def update(progress: Progress) -> None:
             stage = "" if progress.stage == "search" else f"  [{progress.stage}]"
@@ -191,6 +198,9 @@ def _print_report(document: dict) -> None:
     out = sys.stdout
     print(f"\ntask {document['task']}: evaluated {document['evaluated']} laws in "
           f"{document['seconds']} s (campaign {document['campaign']}, stopped on {document['stop']})", file=out)
+    if document.get("members"):
+        print(f"pooled the finalists of {len(document['members'])} restarts (campaigns "
+              f"{', '.join(map(str, document['members']))})", file=out)
     if document["timed_out"]:
         print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
               "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
