@@ -148,6 +148,12 @@ def test_the_command_line_runs_a_pool_and_the_archive_shows_it(tmp_path, capsys)
     assert main(["archive", "export", str(document["law_id"]), "--json", "--archive", archive]) == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["params"] == document["params"]
+    html = tmp_path / "pool.html"
+    assert main(["report", "--campaign", "last", "--task-file", str(tmp_path / "task.toml"), "--archive", archive,
+                 "--output", str(html), "--resamples", "20"]) == 0
+    page = html.read_text(encoding="utf-8")
+    members = ", ".join(map(str, document["members"]))
+    assert document["formula"] in page and f"2 independent restarts (campaigns {members})" in page
     assert main(["discover", *common, "--restarts", "2", "--final-choice", "stable"]) == 2
     assert capsys.readouterr().err == ("sld: error: pooled restarts choose by 'consensus' or 'search', not 'stable': "
                                        "drop --final-choice, or give --restarts 1\n")

@@ -64,6 +64,7 @@ def campaign_sections(story: CampaignStory) -> dict:
         "budget": record.settings.get("budget"), "evaluated": result.get("evaluated"),
         "rejected": result.get("rejected", 0), "timed_out": result.get("timed_out", 0),
         "stop": result.get("stop", ""), "seconds": result.get("seconds"), "proposer": result.get("proposer", ""),
+        "members": list(result.get("members") or []),
         "chosen_id": story.chosen_id, "validation": _validation_line(result.get("validation") or {}),
         "search_image": plots.search_panel(counts, scores, best, marked) if counts else None,
         "front_image": plots.front_panel(points, front, marked_front) if points else None,
