@@ -157,3 +157,12 @@ def test_the_command_line_runs_a_pool_and_the_archive_shows_it(tmp_path, capsys)
     assert main(["discover", *common, "--restarts", "2", "--final-choice", "stable"]) == 2
     assert capsys.readouterr().err == ("sld: error: pooled restarts choose by 'consensus' or 'search', not 'stable': "
                                        "drop --final-choice, or give --restarts 1\n")
+
+
+def test_the_benchmark_runs_pooled_campaigns(capsys):
+    from sld.discovery.cli.app import main
+
+    assert main(["bench", "discover", "--tasks", "parallel_scaling_law", "--seeds", "0", "--budget", "12",
+                 "--restarts", "2", "--workers", "0", "--mode", "library", "--throughput-task", ""]) == 0
+    out = capsys.readouterr().out
+    assert "2 restarts pooled per campaign" in out and "(24 laws)" in out

@@ -172,7 +172,7 @@ def run_cli(args) -> int:
     settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
                                 backend=args.backend, ray_address=args.ray_address,
                                 **({"final_choice": args.final_choice} if args.final_choice else {}),
-                                search_fit_runs=args.search_fit_runs)
+                                search_fit_runs=args.search_fit_runs, restarts=args.restarts)
     require_backend(settings)
     for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
         CampaignSettings(seed=seed)
@@ -186,7 +186,9 @@ def run_cli(args) -> int:
             title = ("with the human law as a starting point" if with_human else "from the family library alone")
             print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
                   f"{args.workers} workers ({settings.backend}), seeds {args.seeds}, "
-                  f"final choice {settings.final_choice!r}", flush=True)
+                  f"final choice {settings.final_choice!r}"
+                  + (f", {settings.restarts} restarts pooled per campaign" if settings.restarts > 1 else ""),
+                  flush=True)
             outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
             print(format_table(outcomes, f"test R² ({title})"), flush=True)
         if args.throughput_task:

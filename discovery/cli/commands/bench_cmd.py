@@ -156,6 +156,9 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
                         help="start from the family library alone, with the human law added, or both")
     parser.add_argument("--final-choice", choices=FINAL_CHOICES,
                         help="how each campaign chooses its law (default: the campaign default)")
+    parser.add_argument("--restarts", type=int, default=1, metavar="K",
+                        help="each campaign pools K independent searches (K times the cost; "
+                        "docs/campaigns.md#pooled-restarts)")
     parser.add_argument("--throughput-task", default="sft_scaling_law",
                         help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "
                         "Ray-vs-local one ('' to skip)")
