@@ -2,7 +2,8 @@
 
 Tables: ``campaigns`` (one discovery run), ``llm_calls``, ``laws`` (a
 candidate's text and structure), ``evaluations`` (its fit and scores, one row
-per law), ``lineage`` (ordered parent links), ``campaign_results`` (what a
+per law; a law without one is *reserved*: its id taken in batch order, its
+evaluation not finished, and every query skips it), ``lineage`` (ordered parent links), ``campaign_results`` (what a
 finished campaign chose and reported, one JSON document per campaign).  Dict-valued columns hold JSON
 text written by ``archive.jsoncodec``.  ``UNIQUE(campaign_id, key)`` is what
 makes resuming safe: a parsed law can never be stored twice in one campaign,

@@ -299,27 +299,32 @@ class Archive:
         return from_json(row["document"]) if row else None
 
     # -- laws ------------------------------------------------------------------
-    def record(self, campaign_id: int, entry: NewEntry) -> int:
-        """Store one evaluated candidate in one transaction and return its law id.
+    def reserve(self, campaign_id: int, entries: Sequence[NewEntry]) -> list[int]:
+        """Give a batch of candidates their law ids, in batch order, before any is evaluated.
 
-        A parsed law whose key the campaign already holds is not written
-        again: the existing id is returned.
+        Workers finish in any order; ids taken here follow the batch, so a
+        seeded campaign numbers its laws alike on every run and machine.  Only
+        the law's own fields are read (formula, key, lineage...).  A reserved law
+        has no evaluation yet, and every query skips it until ``record`` stores
+        one; a campaign killed meanwhile leaves it reserved, and the next
+        proposal of the same law takes its id.
         """
         now = _now()
         with self._write() as db:
-            if entry.key is not None:
-                existing = _lookup(db, campaign_id, entry.key)
-                if existing is not None:
-                    return existing
-            cursor = db.execute(
-                "INSERT INTO laws (campaign_id, formula, key, srepr, complexity, n_params, proposer, "
-                "operator, generation, island, rationale, llm_call_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (campaign_id, entry.formula, entry.key, entry.srepr, entry.complexity,
-                 entry.n_params, entry.proposer, entry.operator, int(entry.generation),
-                 int(entry.island), entry.rationale, entry.llm_call_id, now),
-            )
-            law_id = int(cursor.lastrowid)
+            return [_put_law(db, campaign_id, entry, now)[0] for entry in entries]
+
+    def record(self, campaign_id: int, entry: NewEntry) -> int:
+        """Store one evaluated candidate in one transaction and return its law id.
+
+        A parsed law whose key the campaign already holds evaluated is not
+        written again: the existing id is returned.  A reserved law gets its
+        evaluation.
+        """
+        now = _now()
+        with self._write() as db:
+            law_id, evaluated = _put_law(db, campaign_id, entry, now)
+            if evaluated:
+                return law_id
             db.execute(
                 "INSERT INTO evaluations (law_id, status, reason, params, train, validation, score, "
                 "diagnostics, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -327,17 +332,15 @@ class Archive:
                  to_json(entry.validation), _real(entry.score), to_json(entry.diagnostics),
                  _real(entry.seconds)),
             )
-            db.executemany(
-                "INSERT INTO lineage (law_id, position, parent_id) VALUES (?, ?, ?)",
-                [(law_id, position, parent) for position, parent in enumerate(entry.parent_ids)],
-            )
             db.execute("UPDATE campaigns SET updated_at = ? WHERE id = ?", (now, campaign_id))
             return law_id
 
     def lookup_key(self, campaign_id: int, key: str) -> int | None:
         """The id of the campaign's law with canonical ``key``, if it was already evaluated."""
         with self._read() as db:
-            return _lookup(db, campaign_id, key)
+            row = db.execute("SELECT l.id FROM laws AS l JOIN evaluations AS e ON e.law_id = l.id "
+                             "WHERE l.campaign_id = ? AND l.key = ?", (campaign_id, key)).fetchone()
+            return int(row[0]) if row else None
 
     def entries(self, campaign_id: int) -> list[Entry]:
         """Every law of the campaign, in the order they were recorded."""
@@ -352,7 +355,8 @@ class Archive:
     def count(self, campaign_id: int) -> int:
         with self._read() as db:
             return db.execute(
-                "SELECT count(*) FROM laws WHERE campaign_id = ?", (campaign_id,)
+                "SELECT count(*) FROM laws AS l JOIN evaluations AS e ON e.law_id = l.id "
+                "WHERE l.campaign_id = ?", (campaign_id,)
             ).fetchone()[0]
 
     def top(self, task: str, n: int = 10, campaign_id: int | None = None) -> list[Entry]:
@@ -452,11 +456,36 @@ def _end(connection: sqlite3.Connection, statement: str) -> None:
             pass
 
 
-def _lookup(db: sqlite3.Connection, campaign_id: int, key: str) -> int | None:
-    row = db.execute(
-        "SELECT id FROM laws WHERE campaign_id = ? AND key = ?", (campaign_id, key)
-    ).fetchone()
-    return int(row[0]) if row else None
+def _put_law(db: sqlite3.Connection, campaign_id: int, entry: NewEntry, now: str) -> tuple[int, bool]:
+    """The law row of ``entry`` (and its lineage): its id, and whether it is evaluated already.
+
+    A new law is inserted; a reserved one (no evaluation yet) takes this
+    proposal's origin (proposer, generation, parents...), since a resumed
+    campaign may reach it another way; an evaluated one is left as it is.
+    """
+    row = None
+    if entry.key is not None:
+        row = db.execute("SELECT l.id, e.law_id IS NOT NULL FROM laws AS l LEFT JOIN evaluations AS e "
+                         "ON e.law_id = l.id WHERE l.campaign_id = ? AND l.key = ?",
+                         (campaign_id, entry.key)).fetchone()
+    if row is not None and row[1]:
+        return int(row[0]), True
+    origin = (entry.formula, entry.srepr, entry.complexity, entry.n_params, entry.proposer, entry.operator,
+              int(entry.generation), int(entry.island), entry.rationale, entry.llm_call_id)
+    if row is None:
+        law_id = int(db.execute(
+            "INSERT INTO laws (formula, srepr, complexity, n_params, proposer, operator, generation, island, "
+            "rationale, llm_call_id, campaign_id, key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*origin, campaign_id, entry.key, now)).lastrowid)
+    else:
+        law_id = int(row[0])
+        db.execute("UPDATE laws SET formula = ?, srepr = ?, complexity = ?, n_params = ?, proposer = ?, "
+                   "operator = ?, generation = ?, island = ?, rationale = ?, llm_call_id = ? WHERE id = ?",
+                   (*origin, law_id))
+        db.execute("DELETE FROM lineage WHERE law_id = ?", (law_id,))
+    db.executemany("INSERT INTO lineage (law_id, position, parent_id) VALUES (?, ?, ?)",
+                   [(law_id, position, parent) for position, parent in enumerate(entry.parent_ids)])
+    return law_id, False
 
 
 def _campaign(row: sqlite3.Row) -> CampaignRecord:

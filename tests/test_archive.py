@@ -184,6 +184,28 @@ def test_duplicate_key_is_stored_once_per_campaign(archive):
     assert archive.count(first) == 3
 
 
+def test_reserved_laws_take_their_ids_in_batch_order_and_stay_hidden_until_evaluated(archive):
+    campaign = archive.create_campaign("t", {}, 0)
+    parent = archive.record(campaign, new_entry(key="parent", score=0.3))
+    first, second = archive.reserve(campaign, [new_entry(key="a", parent_ids=(parent,)), new_entry(key="b")])
+    assert parent < first < second
+    assert archive.count(campaign) == 1 and [e.id for e in archive.entries(campaign)] == [parent]
+    assert archive.lookup_key(campaign, "a") is None and [e.id for e in archive.top("t")] == [parent]
+    # the second finishes first: it keeps its reserved id
+    assert archive.record(campaign, new_entry(key="b", score=0.1)) == second
+    assert archive.record(campaign, new_entry(key="a", score=0.2, parent_ids=(parent,))) == first
+    assert [e.id for e in archive.entries(campaign)] == [parent, first, second]
+    assert archive.entry(first).parent_ids == (parent,) and archive.count(campaign) == 3
+    # killed before evaluating: a later proposal of the same law takes the reserved id and its own origin
+    [pending] = archive.reserve(campaign, [new_entry(key="c", generation=1, parent_ids=(first,))])
+    assert archive.reserve(campaign, [new_entry(key="c", generation=4, parent_ids=(second,))]) == [pending]
+    assert archive.record(campaign, new_entry(key="c", generation=4, parent_ids=(second,))) == pending
+    assert (archive.entry(pending).generation, archive.entry(pending).parent_ids) == (4, (second,))
+    # an evaluated law is not reserved again, nor changed
+    assert archive.reserve(campaign, [new_entry(key="a", generation=9)]) == [first]
+    assert archive.entry(first).generation == 0
+
+
 def test_failed_write_leaves_nothing_behind(archive):
     campaign = archive.create_campaign("t", {}, 0)
     with pytest.raises(ArchiveError, match="does not exist"):

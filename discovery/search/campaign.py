@@ -346,10 +346,13 @@ class Campaign:
             batch.append((proposal, island, law))
         if not batch or time.monotonic() >= deadline:
             return 0
+        # Law ids in batch order before any worker starts: the archive numbers laws alike on every run.
+        stubs = [self._law_entry(proposal, island, law, generation, slot)
+                 for slot, (proposal, island, law) in enumerate(batch)]
+        self.archive.reserve(self.campaign_id, stubs)
         finished: dict[int, Member | Failure] = {}
         for slot, result in pool.evaluate([law.text for _, _, law in batch]):
-            proposal, island, law = batch[slot]
-            finished[slot] = self._record_result(proposal, island, law, result, generation, slot)
+            finished[slot] = self._record_result(stubs[slot], batch[slot][2], result)
         for slot in sorted(finished):  # population and failures independent of worker timing
             if isinstance(finished[slot], Member):
                 self.population.add(finished[slot])
@@ -371,8 +374,20 @@ class Campaign:
             return law
         return replace(reduced, reductions=law.reductions) if reduced.key == law.key else law
 
-    def _record_result(self, proposal: Proposal, island: int, law: Law, result: CandidateResult,
-                       generation: int, slot: int) -> Member | Failure:
+    @staticmethod
+    def _law_entry(proposal: Proposal, island: int, law: Law, generation: int, slot: int) -> NewEntry:
+        """The archive entry of a candidate before its evaluation: the law, its origin, no fit yet."""
+        return NewEntry(
+            formula=law.text, key=law.key, srepr=";".join(sympy.srepr(o) for o in law.outputs),
+            complexity=law.complexity, n_params=law.n_params, proposer=proposal.proposer,
+            operator=proposal.operator, generation=generation, island=island,
+            parent_ids=proposal.parent_ids, rationale=proposal.rationale, status="failed",
+            reason="not evaluated yet", params={}, train={}, validation={}, score=None,
+            diagnostics={"slot": slot, **({"reductions": list(law.reductions)} if law.reductions else {})},
+            seconds=0.0, llm_call_id=proposal.llm_call_id,
+        )
+
+    def _record_result(self, stub: NewEntry, law: Law, result: CandidateResult) -> Member | Failure:
         """Archive one result at once; returns the new member, or the failure for the proposers."""
         score = selection_score(result.validation, law.complexity, self.settings.complexity_penalty) \
             if result.status == "ok" else None
@@ -386,24 +401,16 @@ class Campaign:
         if refused:
             reason = (f"ill-conditioned fit: the Jacobian's condition number {condition:.1e} exceeds "
                       f"max_condition {limit:g} (parameters the runs do not pin down)")
-        entry = NewEntry(
-            formula=law.text, key=law.key, srepr=";".join(sympy.srepr(o) for o in law.outputs),
-            complexity=law.complexity, n_params=law.n_params, proposer=proposal.proposer,
-            operator=proposal.operator, generation=generation, island=island,
-            parent_ids=proposal.parent_ids, rationale=proposal.rationale, status=status,
-            reason=reason, params=result.params, train=result.train, validation=result.validation,
-            score=score, diagnostics={**result.diagnostics, "slot": slot,
-                                      **({"reductions": list(law.reductions)} if law.reductions else {})},
-            seconds=result.seconds,
-            llm_call_id=proposal.llm_call_id,
-        )
+        entry = replace(stub, status=status, reason=reason, params=result.params, train=result.train,
+                        validation=result.validation, score=score,
+                        diagnostics={**result.diagnostics, **stub.diagnostics}, seconds=result.seconds)
         law_id = self.archive.record(self.campaign_id, entry)
         self.evaluated += 1
         self.timed_out += result.status == "timed_out"
         member = None
         if score is not None:
-            member = self._member(law_id, law, score, result.validation, result.params, island,
-                                  proposal.proposer, proposal.rationale)
+            member = self._member(law_id, law, score, result.validation, result.params, stub.island,
+                                  stub.proposer, stub.rationale)
         self._report(member)
         return member if member is not None else Failure(law.text, reason)
 
