@@ -5,7 +5,8 @@ one unlucky population can hand the final choice nothing but laws that
 extrapolate badly.  With ``CampaignSettings.restarts = K`` a campaign runs K
 independent searches (its *restarts*, each a campaign of its own in the
 archive, resumable on its own) with seeds ``seed*K .. seed*K + K - 1``, so
-restart 0 is the plain campaign of the same seed.  Their finalists are pooled,
+the pools of different seeds share no restart (seed 0's first restart is the plain
+seed-0 campaign).  Their finalists are pooled,
 one per law key, in search-score order, and the pool chooses the way one
 campaign does (``search.final_choice``): consensus of the forecasts beyond the
 runs, then plausibility.  On pseudo-tasks cut from the training rows, four
