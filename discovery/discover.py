@@ -147,12 +147,17 @@ class _Run:
     save_prompts_dir: str | None
 
     def campaign(self, settings: CampaignSettings, campaign_id: int,
-                 on_progress: Callable[[Progress], None] | None = None) -> CampaignResult:
-        """Run (or resume) one campaign's search and final choice."""
+                 on_progress: Callable[[Progress], None] | None = None,
+                 budget_shared_with: Sequence[int] = ()) -> CampaignResult:
+        """Run (or resume) one campaign's search and final choice.
+
+        ``budget_shared_with``: campaigns whose LLM calls count against this
+        one's LLM budget (a pool's restarts share one).
+        """
         built, proposers = None, self.proposers
         if proposers is None:
             built = build_proposers(self.task, settings, self.llm, self.store, campaign_id,
-                                    save_prompts_dir=self.save_prompts_dir)
+                                    save_prompts_dir=self.save_prompts_dir, budget_shared_with=budget_shared_with)
             proposers = built.weighted
         starting = list(self.task.spec.starting_formulas) if settings.seed_human_laws else []
         try:
@@ -184,7 +189,9 @@ def _run_pool(run: _Run, settings: CampaignSettings, pool_id: int) -> CampaignRe
             else:
                 restart_id = record.id
                 restart = CampaignSettings.from_archive(record.settings, **_changed(restart))
-            result = run.campaign(restart, restart_id, _restart_progress(run.on_progress, index, settings))
+            members = [record.id for record in restarts_of(store, store.campaign(pool_id)).values()]
+            result = run.campaign(restart, restart_id, _restart_progress(run.on_progress, index, settings),
+                                  budget_shared_with=members)  # one LLM budget for the whole pool
             if result.best is not None:  # its own result, for `sld archive show` (no human bar: the pool has it)
                 found = _result(run.task, run.training, restart, result, store.llm_usage(restart_id), False,
                                 _ensemble_laws(store, run.task.name, restart, result))

@@ -159,6 +159,24 @@ def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path):
     assert parse_law(PLANTED, task.spec).key in llm_laws
 
 
+def test_pooled_restarts_share_one_llm_budget(tmp_path):
+    task = _synthetic_task(tmp_path)
+    replies = [Reply.candidates(formula) for formula in
+               (PLANTED, "E + A*N^(-a)", "A*N^(-a)*P^(-b)", "E + A*(N*P)^(-a)")]
+    archive_path = tmp_path / "archive.sqlite"
+    config = LLMConfig.resolve(MODEL, base_url="http://127.0.0.1:1", env={}, max_calls=3,
+                               backoff_initial_s=0.001, backoff_max_s=0.01)
+    with ScriptedLLMServer(replies) as server:
+        config = config.model_copy(update={"base_url": server.base_url})
+        settings = sld.CampaignSettings(budget=60, workers=0, proposer="mixed", restarts=2)
+        report = sld.discover(task, settings, llm=config, archive=archive_path).to_dict()
+        assert len(server.chat_requests) == 3  # three calls for the pool, not three per restart
+    assert report["llm"]["calls"] == 3 and report["evaluated"] == 120
+    with Archive(archive_path, read_only=True) as archive:
+        per_restart = [archive.llm_usage(member).calls for member in report["members"]]
+    assert sum(per_restart) == 3 and per_restart[0] > 0
+
+
 def test_a_campaign_rides_out_rate_limits_server_errors_hangs_and_truncated_replies(tmp_path, capsys):
     task = _synthetic_task(tmp_path)
     truncated = '{"candidates": [{"formula": "E + A*N^(-a) + B*P", "rationale": "cut"}, {"formula": "E + A*N^(-'

@@ -8,6 +8,7 @@ model joins with ``--llm MODEL`` (then ``mixed`` is the default) or
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -63,8 +64,13 @@ def llm_config(settings: CampaignSettings, args: argparse.Namespace) -> "LLMConf
 
 
 def build_proposers(task: Task | TrainingTask, settings: CampaignSettings, llm: LLMConfig | None,
-                    archive: Archive, campaign_id: int, *, save_prompts_dir: str | None = None) -> ProposerSet:
-    """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``."""
+                    archive: Archive, campaign_id: int, *, save_prompts_dir: str | None = None,
+                    budget_shared_with: Sequence[int] = ()) -> ProposerSet:
+    """The proposers for ``settings.proposer``; LLM calls are archived under ``campaign_id``.
+
+    The LLM budget counts the calls already archived under ``campaign_id`` and
+    ``budget_shared_with`` (a pool's other restarts: one budget for the pool).
+    """
     from sld.discovery.proposers.offline import OfflineProposer
 
     offline = OfflineProposer(task.spec, seed=settings.seed)
@@ -77,7 +83,7 @@ def build_proposers(task: Task | TrainingTask, settings: CampaignSettings, llm: 
     from sld.discovery.proposers.llm import LLMProposer, Spent
 
     # Non-zero when resuming, so budgets cover the whole campaign; failed requests were retries of a call.
-    usage = archive.llm_usage(campaign_id)
+    usage = archive.llm_usage(campaign_id, *(other for other in budget_shared_with if other != campaign_id))
     spent = Spent(calls=usage.calls - usage.failed_calls, tokens=usage.prompt_tokens + usage.completion_tokens,
                   cost_usd=usage.cost_usd)
     llm = LLMProposer(config, task.spec,

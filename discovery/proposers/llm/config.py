@@ -32,7 +32,7 @@ class LLMConfig(BaseModel):
     """How to reach the model, how hard to retry, and how much the campaign may spend.
 
     Budgets (``max_calls``, ``max_tokens``, ``max_cost_usd``) cover the whole
-    campaign; ``None`` means unlimited.  ``max_tokens`` counts prompt plus
+    campaign (a pool of restarts: all of them); ``None`` means unlimited.  ``max_tokens`` counts prompt plus
     completion tokens; ``max_output_tokens`` limits one reply.  Costs come from
     the prices per million tokens, so a dollar budget needs prices.
     """
