@@ -8,9 +8,9 @@ keeps whatever it returns, imports the file again, and calls
 fit there would not reproduce ours (a multi-start SciPy fit can land in a
 worse local minimum), so the program carries our values: ``fit_scaling_law``
 recognises each group sld fitted by a fingerprint of its training runs and
-returns our parameters, polished by SciPy only where that lowers the training
-loss; on runs it has never seen it fits from the stored vectors and random
-starts around them.  It fits with our space, loss and outlier fence (the
+returns our parameters as they are, so SLDBench scores the law sld reported on
+any machine; on runs it has never seen it fits from the stored vectors and
+random starts around them, with our space, loss and outlier fence (the
 functions of ``sld.evaluators.sldbench_runtime``, copied in verbatim).
 
 Harbor's variant is one function, ``law(input_data, group)``: rows as dicts
@@ -124,10 +124,10 @@ _SETTING_NOTES = {
 _SLDBENCH_USAGE = """
 
 fit_scaling_law recognises each group sld fitted by a fingerprint of its
-training runs and returns sld's parameters, polished by SciPy only where that
-lowers the training loss; on runs it has never seen it fits from the stored
-vectors and random starts around them.  Both fit in sld's space, with its loss
-and outlier fence (FIT_SETTINGS).  Nothing is kept between the calls.
+training runs and returns sld's parameters as they are; on runs it has never
+seen it fits from the stored vectors and random starts around them, in sld's
+space, with its loss and outlier fence (FIT_SETTINGS).  Nothing is kept
+between the calls.
 """
 
 _FIT_SCALING_LAW = [

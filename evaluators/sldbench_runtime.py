@@ -136,8 +136,10 @@ def fit_group(data_points, loss_values, law, n_params, fitted, settings):
     """What ``fit_scaling_law`` returns for one group's training runs: a parameter array.
 
     A group sld fitted is recognised by its runs' fingerprint and gets sld's
-    values, polished where that lowers the training cost.  Other runs get the
-    best of the stored vectors and random starts around it, each polished.
+    values as they are, so SLDBench scores the very law sld reported, on any
+    machine (a polish could move an ill-conditioned fit, and with it the
+    extrapolation, by a different amount on each).  Other runs get the best of
+    the stored vectors and random starts around it, each polished.
     Either way the fit uses sld's fitting space, loss and outlier fence.  A law
     without parameters returns one dummy 0 (SLDBench refuses an empty array).
     """
@@ -147,13 +149,10 @@ def fit_group(data_points, loss_values, law, n_params, fitted, settings):
     space = settings["space"]
     known = fitted.get(fingerprint(X, y))
     if known is not None:
-        keep = inside(y, settings["fence_bounds"])
-        threshold = settings["huber_threshold"]
-        starts = [known]
-    else:
-        keep = inside(y, fence_bounds(y, settings["fence"]))
-        threshold = huber_threshold(y[keep], space, settings["huber_delta"])
-        starts = starts_for(law, X[keep], y[keep], fitted.values(), space, threshold)[:8]
+        return numpy.asarray(known, dtype=float)
+    keep = inside(y, fence_bounds(y, settings["fence"]))
+    threshold = huber_threshold(y[keep], space, settings["huber_delta"])
+    starts = starts_for(law, X[keep], y[keep], fitted.values(), space, threshold)[:8]
     best, best_cost = numpy.asarray(starts[0], dtype=float), numpy.inf
     for start in starts:
         theta, value = polish(law, X[keep], y[keep], start, space, threshold)
