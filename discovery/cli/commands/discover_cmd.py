@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "whose forecast beyond the runs agrees best with the others'; docs/campaigns.md#final-choice)")
     parser.add_argument("--restarts", type=int, metavar="K",
                         help="run K independent searches of --budget candidates each and choose once among all "
-                        "their finalists: steadier, at K times the cost (default 1; docs/campaigns.md#pooled-restarts)")
+                        "their finalists, at K times the cost (default 1; docs/campaigns.md#pooled-restarts)")
     add_search_fit_runs_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document to stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
