@@ -11,7 +11,8 @@ one per law key, in search-score order, and the pool chooses the way one
 campaign does (``search.final_choice``): consensus of the forecasts beyond the
 runs, then plausibility.  On pseudo-tasks cut from the training rows, four
 400-law restarts pooled this way beat one 400-law campaign (the ninth study,
-docs/selection_protocol.md); four 100-law restarts did not, so restarts cost
+docs/selection_protocol.md; on the Chinchilla and lr_bsz pseudo-tasks of the
+tenth study the gain fell below its margin); four 100-law restarts did not, so restarts cost
 K times one campaign and are an option, not the default.
 
 The pooled campaign is a row of its own in the archive, with no laws: its
