@@ -30,10 +30,11 @@ def canonical_key(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, .
 def canonical_form(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, ...]) -> str:
     """The law printed with its parameters renamed canonically (``_c0``, ``_c1``...)."""
     names = [sympy.Symbol(f"_c{i}", real=True) for i in range(len(params))]
+    printer = _OutputPrinter(outputs, params)
     renamed: dict[sympy.Symbol, sympy.Symbol] = {}
     remaining = list(params)
     while remaining:
-        signatures = {p: _signature(outputs, renamed, p, remaining) for p in remaining}
+        signatures = {p: _signature(printer, renamed, p, remaining) for p in remaining}
         ranked = sorted(remaining, key=signatures.__getitem__)
         if len(set(signatures.values())) == len(ranked):
             # All distinct: the order is fixed by structure alone.
@@ -41,11 +42,11 @@ def canonical_form(outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, 
             break
         renamed[ranked[0]] = names[len(renamed)]
         remaining = ranked[1:]
-    return _print(tuple(o.xreplace(renamed) for o in outputs))
+    return printer.print(renamed)
 
 
 def _signature(
-    outputs: tuple[sympy.Expr, ...],
+    printer: "_OutputPrinter",
     renamed: dict[sympy.Symbol, sympy.Symbol],
     param: sympy.Symbol,
     remaining: list[sympy.Symbol],
@@ -53,8 +54,27 @@ def _signature(
     replacement = {p: _BLUR for p in remaining}
     replacement.update(renamed)
     replacement[param] = _MARK
-    return _print(tuple(o.xreplace(replacement) for o in outputs))
+    return printer.print(replacement)
 
 
-def _print(outputs: tuple[sympy.Expr, ...]) -> str:
-    return ";".join(sympy.srepr(o) for o in outputs)
+class _OutputPrinter:
+    """Prints the outputs under a renaming, each output once per renaming of its own parameters.
+
+    Why: a law of five outputs (the mixture task's 35 parameters) needs a
+    signature per parameter per round, yet one parameter's mark changes only
+    the output it appears in; the other outputs' strings are reused.
+    """
+
+    def __init__(self, outputs: tuple[sympy.Expr, ...], params: tuple[sympy.Symbol, ...]):
+        self.outputs = outputs
+        self.own = [tuple(p for p in params if p in output.free_symbols) for output in outputs]
+        self.printed: dict[tuple, str] = {}
+
+    def print(self, replacement: dict[sympy.Symbol, sympy.Symbol]) -> str:
+        return ";".join(self._one(i, replacement) for i in range(len(self.outputs)))
+
+    def _one(self, i: int, replacement: dict[sympy.Symbol, sympy.Symbol]) -> str:
+        key = (i, tuple(replacement.get(p) for p in self.own[i]))
+        if key not in self.printed:
+            self.printed[key] = sympy.srepr(self.outputs[i].xreplace(replacement))
+        return self.printed[key]
