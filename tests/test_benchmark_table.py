@@ -7,7 +7,8 @@ test rows too is shown but is not the bar.
 
 from __future__ import annotations
 
-from sld.discovery.benchmarks.campaigns import TaskOutcome, format_table
+from sld.discovery.benchmarks.campaigns import CampaignRun, TaskOutcome, _stop_note, format_table
+from sld.discovery.search.settings import CampaignSettings
 
 
 def outcome(task: str, ours: float, human: float | None, human_with_test: float | None,
@@ -33,3 +34,21 @@ def test_no_footnote_when_every_bar_extrapolates():
     table = format_table([outcome("plain_task", 0.96, human=0.95, human_with_test=0.95)], "title")
     assert "at or above the human law on 1/1" in table
     assert "fitted on the test rows" not in table and "counting those" not in table
+
+
+def test_campaigns_cut_short_by_the_time_cap_are_named_under_the_table():
+    cut = TaskOutcome(task="slow_task", test_r2=(0.5, 0.6), formulas=("x", "x"), human_r2=0.4,
+                      human_with_test_r2=0.4, sldagent_r2=None, seconds=(60.0, 60.0), evaluated=(90, 400),
+                      stopped_by_time=1)
+    table = format_table([cut, outcome("plain_task", 0.96, human=0.95, human_with_test=0.95)], "title")
+    assert "stopped by the --minutes safety net before their budget" in table
+    assert "slow_task (1 of 2)" in table and "plain_task (" not in table
+    assert "safety net" not in format_table([outcome("plain_task", 0.96, 0.95, 0.95)], "title")
+
+
+def test_a_campaign_log_line_says_when_the_safety_net_cut_it_short():
+    settings = CampaignSettings(minutes=2.5)
+    cut = CampaignRun(0.5, "A*N", 150.0, 90, 0.5, stop_reason="time")
+    assert "stopped by the 2.5-minute safety net" in _stop_note(cut, settings)
+    for reason in ("budget", "exhausted"):
+        assert _stop_note(CampaignRun(0.5, "A*N", 1.0, 400, 0.5, stop_reason=reason), settings) == ""

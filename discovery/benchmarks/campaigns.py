@@ -52,6 +52,7 @@ class TaskOutcome:
     seconds: tuple[float, ...]
     evaluated: tuple[int, ...]
     ensemble_r2: tuple[float, ...] = ()  # clipped test R² of the median of the best laws, one per seed
+    stopped_by_time: int = 0  # campaigns the --minutes safety net cut short (their figures depend on speed)
 
     @property
     def mean(self) -> float:
@@ -66,16 +67,36 @@ class TaskOutcome:
         return min(self.test_r2)
 
 
-def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path):
-    """One offline campaign; returns (clipped test R², formula, seconds, evaluated, the ensemble's clipped test R²)."""
+@dataclass(frozen=True)
+class CampaignRun:
+    """One benchmark campaign: its law's clipped test R², and how the campaign ended."""
+
+    test_r2: float
+    formula: str
+    seconds: float
+    evaluated: int
+    ensemble_r2: float
+    stop_reason: str  # "budget" or "exhausted"; "time" when the --minutes safety net cut it short
+
+
+def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path) -> CampaignRun:
+    """One offline campaign, its law refitted on every training run and scored on the test rows."""
     task = load_task(task_name)
     settings = settings.model_copy(update={"seed_human_laws": with_human, "proposer": "offline"})
     try:
         result = discover(task, settings, archive=archive_path, compare_with_human=False)
     except SLDError:  # nothing could be fitted
-        return -1.0, "", 0.0, 0, -1.0
+        return CampaignRun(-1.0, "", 0.0, 0, -1.0, "nothing fitted")
     ensemble = result.ensemble["test"]["r2_clipped"] if result.ensemble else result.test["r2_clipped"]
-    return result.test["r2_clipped"], result.formula, result.seconds, result.evaluated, ensemble
+    return CampaignRun(result.test["r2_clipped"], result.formula, result.seconds, result.evaluated, ensemble,
+                       result.stop_reason)
+
+
+def _stop_note(run: CampaignRun, settings: CampaignSettings) -> str:
+    """Empty when the campaign spent its budget; otherwise why it stopped early (the result then depends on speed)."""
+    if run.stop_reason == "time":
+        return f"  [stopped by the {settings.minutes:g}-minute safety net, not the budget]"
+    return "" if run.stop_reason in ("budget", "exhausted") else f"  [{run.stop_reason}]"
 
 
 def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
@@ -86,17 +107,20 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
             runs = []
             for seed in seeds:
                 path = Path(scratch) / f"{name}-{seed}-{int(with_human)}.sqlite"
-                runs.append(run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path))
-                log(f"  {name} seed {seed}: test R² {runs[-1][0]:.4f} (ensemble {runs[-1][4]:.4f}) in "
-                    f"{runs[-1][2]:.0f} s ({runs[-1][3]} laws)  {runs[-1][1].splitlines()[0][:80]}")
+                run = run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path)
+                runs.append(run)
+                log(f"  {name} seed {seed}: test R² {run.test_r2:.4f} (ensemble {run.ensemble_r2:.4f}) in "
+                    f"{run.seconds:.0f} s ({run.evaluated} laws)  {run.formula.splitlines()[0][:80] if run.formula else ''}"
+                    + _stop_note(run, settings))
             fits = human_law_fits(load_task(name), outlier_fence=settings.fit.outlier_fence)
             human, human_with_test = best_result(fits), best_result(fits, include_fitted_on_test=True)
             outcomes.append(TaskOutcome(
-                task=name, test_r2=tuple(r[0] for r in runs), formulas=tuple(r[1] for r in runs),
+                task=name, test_r2=tuple(r.test_r2 for r in runs), formulas=tuple(r.formula for r in runs),
                 human_r2=human.evaluation.held_out.clipped_r2 if human else None,
                 human_with_test_r2=human_with_test.evaluation.held_out.clipped_r2 if human_with_test else None,
-                sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r[2] for r in runs),
-                evaluated=tuple(r[3] for r in runs), ensemble_r2=tuple(r[4] for r in runs),
+                sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r.seconds for r in runs),
+                evaluated=tuple(r.evaluated for r in runs), ensemble_r2=tuple(r.ensemble_r2 for r in runs),
+                stopped_by_time=sum(r.stop_reason == "time" for r in runs),
             ))
     return outcomes
 
@@ -120,8 +144,8 @@ def throughput(task_name: str, settings: CampaignSettings, budget: int = 60) -> 
         for label, run_settings in runs.items():
             run_settings = run_settings.model_copy(update={"budget": budget, "minutes": None})
             start = time.perf_counter()
-            _, _, _, evaluated, _ = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{label}.sqlite")
-            rates[label] = evaluated / (time.perf_counter() - start)
+            run = run_campaign(task_name, run_settings, False, Path(scratch) / f"t{label}.sqlite")
+            rates[label] = run.evaluated / (time.perf_counter() - start)
     return rates
 
 
@@ -159,6 +183,10 @@ def format_table(outcomes: Sequence[TaskOutcome], title: str) -> str:
     if leaked:
         wins_all = sum(1 for o in outcomes if _at_or_above(o.mean, o.human_with_test_r2))
         lines.append(f"counting those laws as bars too: at or above the human law on {wins_all}/{len(outcomes)}")
+    cut = [o for o in outcomes if o.stopped_by_time]
+    if cut:
+        lines.append("stopped by the --minutes safety net before their budget (figures that depend on this "
+                     "machine's speed): " + ", ".join(f"{o.task} ({o.stopped_by_time} of {len(o.test_r2)})" for o in cut))
     return "\n".join(lines)
 
 
@@ -166,10 +194,15 @@ def default_tasks() -> list[str]:
     return curated_names()
 
 
+def budget_and_cap(args) -> dict:
+    """``--budget`` and ``--minutes`` where given; the campaign's own defaults (400 laws, no cap) otherwise."""
+    return {k: v for k, v in (("budget", args.budget), ("minutes", args.minutes)) if v is not None}
+
+
 def run_cli(args) -> int:
     """``sld bench discover`` (flags in ``commands.bench_cmd``): the table of test R² and the throughput figure."""
 
-    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
+    settings = CampaignSettings(**budget_and_cap(args), workers=args.workers,
                                 backend=args.backend, ray_address=args.ray_address,
                                 **({"final_choice": args.final_choice} if args.final_choice else {}),
                                 search_fit_runs=args.search_fit_runs, restarts=args.restarts)
@@ -184,7 +217,8 @@ def run_cli(args) -> int:
     with backend_session(settings):  # on Ray: one connection for every campaign
         for with_human in modes:
             title = ("with the human law as a starting point" if with_human else "from the family library alone")
-            print(f"\noffline campaigns {title}: budget {args.budget}, ≤ {args.minutes:g} min, "
+            cap = f"≤ {settings.minutes:g} min" if settings.minutes else "no time cap"
+            print(f"\noffline campaigns {title}: budget {settings.budget}, {cap}, "
                   f"{args.workers} workers ({settings.backend}), seeds {args.seeds}, "
                   f"final choice {settings.final_choice!r}"
                   + (f", {settings.restarts} restarts pooled per campaign" if settings.restarts > 1 else ""),

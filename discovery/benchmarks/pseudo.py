@@ -48,6 +48,7 @@ import numpy as np
 from sld.archive import Archive
 from sld.discovery.search.campaign import Campaign
 from sld.discovery.proposers.offline import OfflineProposer
+from sld.discovery.benchmarks.campaigns import budget_and_cap
 from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
 from sld.discovery.search.plausibility import fitted_problem
 from sld.discovery.search.probes import probe_rows
@@ -198,7 +199,9 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
                     row = summarize(record)
                     log(f"  {pseudo.name} seed {seed}: current {row['current']:.3f}, best of top-{top_k} "
                         f"{row['best']:.3f}, median {row['median']:.3f}, ρ {row['spearman']:+.2f} "
-                        f"({record['evaluated']} laws, {record['seconds']:.0f} s)")
+                        f"({record['evaluated']} laws, {record['seconds']:.0f} s)"
+                        + ("  [stopped by the --minutes safety net, not the budget]"
+                           if record["stop_reason"] == "time" else ""))
     return records
 
 
@@ -279,15 +282,15 @@ def run_cli(args) -> int:
     """``sld bench pseudo`` (flags in ``commands.bench_cmd``)."""
     from sld.discovery.benchmarks import selection_study
 
-    settings = CampaignSettings(budget=args.budget, minutes=args.minutes, workers=args.workers,
-                                search_fit_runs=args.search_fit_runs)
+    settings = CampaignSettings(**budget_and_cap(args), workers=args.workers, search_fit_runs=args.search_fit_runs)
     for seed in args.seeds:
         CampaignSettings(seed=seed)  # a bad seed fails now
     names = args.tasks or curated_names()
     for name in names:
         load_task(name)  # an unknown name fails now, not after an hour of campaigns
     output = Path(args.output)
-    print(f"offline campaigns on pseudo-tasks (library alone): budget {args.budget}, ≤ {args.minutes:g} min, "
+    cap = f"≤ {settings.minutes:g} min" if settings.minutes else "no time cap"
+    print(f"offline campaigns on pseudo-tasks (library alone): budget {settings.budget}, {cap}, "
           f"{args.workers} workers, seeds {args.seeds}, top {args.top_k}; records to {output}", flush=True)
     records = run_benchmark(names, args.seeds, settings, output, args.top_k, args.append,
                             log=lambda s: print(s, flush=True), choice_only=args.choice_only)

@@ -149,8 +149,9 @@ register_bench_subcommand("fit", "time LawFitter against a naive multi-start and
 def _configure_discover(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--budget", type=int, default=300, help="candidates per campaign")
-    parser.add_argument("--minutes", type=float, default=4.0, help="wall-time cap per campaign")
+    parser.add_argument("--budget", type=int, help="candidates per campaign (default: the campaign default, 400)")
+    parser.add_argument("--minutes", type=float, help="a wall-time safety net per campaign (default: none, so "
+                        "the figures do not depend on this machine's speed); a campaign it cuts short is named")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mode", choices=("library", "human", "both"), default="both",
                         help="start from the family library alone, with the human law added, or both")
@@ -180,8 +181,8 @@ register_bench_subcommand("discover", "offline campaigns on the curated tasks, s
 def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--budget", type=int, default=150, help="candidates per campaign")
-    parser.add_argument("--minutes", type=float, default=2.0, help="wall-time cap per campaign")
+    parser.add_argument("--budget", type=int, help="candidates per campaign (default: the campaign default, 400)")
+    parser.add_argument("--minutes", type=float, help="a wall-time safety net per campaign (default: none)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--top-k", type=int, default=16, help="best laws by search score recorded per campaign")
     parser.add_argument("--output", default="sld-pseudo.jsonl", help="JSON-lines file of records (default %(default)s)")
