@@ -39,11 +39,11 @@ def test_a_law_that_cannot_predict_a_row_is_left_out_of_its_median(tmp_path):
 
 def test_a_campaign_reports_its_ensemble_beside_its_law(tmp_path):
     task = _synthetic_task(tmp_path)
-    result = sld.discover(task, sld.CampaignSettings(budget=80, workers=0, ensemble_size=4))
+    result = sld.discover(task, sld.CampaignSettings(budget=48, workers=0, ensemble_size=4))
     assert 2 <= len(result.ensemble["formulas"]) <= 4
     assert result.ensemble["test"]["r2"] > 0.9
     assert result.to_dict()["ensemble"] == result.ensemble
-    none = sld.discover(task, sld.CampaignSettings(budget=30, workers=0, ensemble_size=0))
+    none = sld.discover(task, sld.CampaignSettings(budget=12, initial_population=12, workers=0, ensemble_size=0))
     assert none.ensemble is None
 
 

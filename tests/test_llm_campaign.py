@@ -168,10 +168,11 @@ def test_pooled_restarts_share_one_llm_budget(tmp_path):
                                backoff_initial_s=0.001, backoff_max_s=0.01)
     with ScriptedLLMServer(replies) as server:
         config = config.model_copy(update={"base_url": server.base_url})
-        settings = sld.CampaignSettings(budget=60, workers=0, proposer="mixed", restarts=2)
+        settings = sld.CampaignSettings(budget=30, initial_population=8, workers=0, proposer="mixed",
+                                       restarts=2)
         report = sld.discover(task, settings, llm=config, archive=archive_path).to_dict()
         assert len(server.chat_requests) == 3  # three calls for the pool, not three per restart
-    assert report["llm"]["calls"] == 3 and report["evaluated"] == 120
+    assert report["llm"]["calls"] == 3 and report["evaluated"] == 60
     with Archive(archive_path, read_only=True) as archive:
         per_restart = [archive.llm_usage(member).calls for member in report["members"]]
     assert sum(per_restart) == 3 and per_restart[0] > 0
