@@ -123,8 +123,9 @@ def discover(
             result = run.campaign(settings, campaign_id)
             usage, members = store.llm_usage(campaign_id), ()
         if result.best is None:
-            raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; "
-                           "check the data, or raise --budget")
+            hint = ("raise --minutes (its safety net stopped the campaign)" if "time" in result.stop_reason.split("+")
+                    else "check the data, or raise --budget")
+            raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; {hint}")
         if on_progress is not None:
             on_progress(Progress(result.evaluated, settings.budget * settings.restarts, result.best.score,
                                  1 - result.best.validation_nmse, result.best.formula, stage="final refit"))

@@ -82,3 +82,17 @@ def test_discover_records_candidates_cut_off_by_its_safety_net_as_timed_out(tmp_
     assert len(entries) == 3
     assert all(e.status == "failed" and e.diagnostics["timed_out"] and e.reason.startswith("timed out:")
                for e in entries)
+
+
+def test_discover_says_when_its_minutes_safety_net_ended_the_campaign(capsys, tmp_path):
+    archive = tmp_path / "runs.sqlite"
+    code, _, err = run(capsys, "discover", "parallel_scaling_law", "--budget", "100", "--minutes", "1e-6",
+                       "--workers", "0", "--quiet", "--archive", tmp_path / "none.sqlite")
+    assert code == 2 and "evaluated 0 laws" in err and "raise --minutes" in err  # not "raise --budget"
+    code, out, _ = run(capsys, "discover", "parallel_scaling_law", "--budget", "60", "--minutes", "0.005",
+                       "--workers", "0", "--quiet", "--archive", archive)
+    assert code == 0 and "stopped on time" in out
+    assert "the --minutes safety net ended the campaign before its budget" in out
+    code, out, _ = run(capsys, "discover", "parallel_scaling_law", "--resume", "--minutes", "10", "--workers", "0",
+                       "--quiet", "--archive", archive)
+    assert code == 0 and "evaluated 60 laws" in out and "safety net ended" not in out

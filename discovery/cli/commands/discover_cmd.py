@@ -201,6 +201,9 @@ def _print_report(document: dict) -> None:
     if document.get("members"):
         print(f"pooled the finalists of {len(document['members'])} restarts (campaigns "
               f"{', '.join(map(str, document['members']))})", file=out)
+    if "time" in document["stop"].split("+"):
+        print("the --minutes safety net ended the campaign before its budget: what it found depends on this "
+              "machine's speed; --resume with a larger --minutes finishes the budget", file=out)
     if document["timed_out"]:
         print(f"{document['timed_out']} candidate(s) met the {document['candidate_timeout_s']:g} s wall-clock "
               "safety net per candidate (--candidate-timeout) and were recorded as timed out", file=out)
