@@ -17,12 +17,15 @@ another on the driver, all on one Ray connection.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TextIO
 
 from sld.discovery.discover import discover
 from sld.discovery.search.backend import backend_session, require_backend
@@ -100,7 +103,9 @@ def _stop_note(run: CampaignRun, settings: CampaignSettings) -> str:
 
 
 def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
-              with_human: bool, log: Callable[[str], None] = print) -> list[TaskOutcome]:
+              with_human: bool, log: Callable[[str], None] = print,
+              on_run: Callable[[str, int, CampaignRun], None] | None = None) -> list[TaskOutcome]:
+    """Every (task, seed) campaign, each in its own scratch archive; ``on_run`` sees each as it ends."""
     outcomes = []
     with tempfile.TemporaryDirectory() as scratch:
         for name in task_names:
@@ -109,6 +114,8 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 path = Path(scratch) / f"{name}-{seed}-{int(with_human)}.sqlite"
                 run = run_campaign(name, settings.model_copy(update={"seed": seed}), with_human, path)
                 runs.append(run)
+                if on_run is not None:
+                    on_run(name, seed, run)
                 log(f"  {name} seed {seed}: test R² {run.test_r2:.4f} (ensemble {run.ensemble_r2:.4f}) in "
                     f"{run.seconds:.0f} s ({run.evaluated} laws)  {run.formula.splitlines()[0][:80] if run.formula else ''}"
                     + _stop_note(run, settings))
@@ -214,22 +221,52 @@ def run_cli(args) -> int:
         if name:
             load_task(name)  # an unknown name fails now, not after an hour of campaigns
     modes = {"library": [False], "human": [True], "both": [False, True]}[args.mode]
-    with backend_session(settings):  # on Ray: one connection for every campaign
-        for with_human in modes:
-            title = ("with the human law as a starting point" if with_human else "from the family library alone")
-            cap = f"≤ {settings.minutes:g} min" if settings.minutes else "no time cap"
-            print(f"\noffline campaigns {title}: budget {settings.budget}, {cap}, "
-                  f"{args.workers} workers ({settings.backend}), seeds {args.seeds}, "
-                  f"final choice {settings.final_choice!r}"
-                  + (f", {settings.restarts} restarts pooled per campaign" if settings.restarts > 1 else ""),
-                  flush=True)
-            outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True))
-            print(format_table(outcomes, f"test R² ({title})"), flush=True)
-        if args.throughput_task:
-            rates = throughput(args.throughput_task, settings)
-            print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
-                  f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
-            if "ray" in rates:
-                print(f"on Ray with {settings.workers} workers: {rates['ray']:.2f} candidates/s against "
-                      f"{rates['local']:.2f} on the local pool ({rates['ray'] / rates['local']:.2f}×)", flush=True)
+    with contextlib.ExitStack() as stack:
+        records = stack.enter_context(_open_records(args.output)) if args.output else None
+        stack.enter_context(backend_session(settings))  # on Ray: one connection for every campaign
+        _run_modes(args, settings, names, modes, records)
     return 0
+
+
+def _open_records(path: str) -> TextIO:
+    try:
+        return Path(path).open("a", encoding="utf-8")
+    except OSError as error:
+        raise SLDError(f"cannot write the benchmark records to {path}: {error.strerror}; give another --output") from None
+
+
+def _record_to(records: TextIO | None, settings: CampaignSettings, with_human: bool):
+    """A callback appending each campaign's outcome to ``records`` as one JSON line (none without a file)."""
+    if records is None:
+        return None
+    kept = settings.model_dump(include={"budget", "minutes", "workers", "final_choice", "restarts",
+                                        "search_fit_runs"})
+
+    def record(task: str, seed: int, run: CampaignRun) -> None:
+        records.write(json.dumps({"task": task, "seed": seed, "with_human": with_human, "settings": kept,
+                                  **asdict(run)}) + "\n")
+        records.flush()
+
+    return record
+
+
+def _run_modes(args, settings: CampaignSettings, names: list[str], modes: list[bool], records: TextIO | None) -> None:
+    """The campaigns of each mode, their tables, then the throughput figure."""
+    for with_human in modes:
+        title = ("with the human law as a starting point" if with_human else "from the family library alone")
+        cap = f"≤ {settings.minutes:g} min" if settings.minutes else "no time cap"
+        print(f"\noffline campaigns {title}: budget {settings.budget}, {cap}, "
+              f"{args.workers} workers ({settings.backend}), seeds {args.seeds}, "
+              f"final choice {settings.final_choice!r}"
+              + (f", {settings.restarts} restarts pooled per campaign" if settings.restarts > 1 else ""),
+              flush=True)
+        outcomes = benchmark(names, args.seeds, settings, with_human, log=lambda s: print(s, flush=True),
+                             on_run=_record_to(records, settings, with_human))
+        print(format_table(outcomes, f"test R² ({title})"), flush=True)
+    if args.throughput_task:
+        rates = throughput(args.throughput_task, settings)
+        print(f"\nthroughput on {args.throughput_task}: {rates[1]:.2f} candidates/s with 1 worker, "
+              f"{rates[2]:.2f} with 2 ({rates[2] / rates[1]:.2f}×)", flush=True)
+        if "ray" in rates:
+            print(f"on Ray with {settings.workers} workers: {rates['ray']:.2f} candidates/s against "
+                  f"{rates['local']:.2f} on the local pool ({rates['ray'] / rates['local']:.2f}×)", flush=True)

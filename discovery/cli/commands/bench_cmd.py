@@ -160,6 +160,8 @@ def _configure_discover(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restarts", type=int, default=1, metavar="K",
                         help="each campaign pools K independent searches (K times the cost; "
                         "docs/campaigns.md#pooled-restarts)")
+    parser.add_argument("--output", metavar="FILE", help="also append each campaign's outcome to FILE as one JSON "
+                        "line as it ends (task, seed, settings, test R², ensemble, formula, seconds, laws, stop)")
     parser.add_argument("--throughput-task", default="sft_scaling_law",
                         help="task for the 1-vs-2-worker throughput figure, and with --backend ray the "
                         "Ray-vs-local one ('' to skip)")
