@@ -37,8 +37,10 @@ class OfflineSettings(BaseModel):
     # Share of children drawn fresh from the library once parents exist.
     immigrant_rate: float = Field(default=0.1, ge=0.0, le=1.0)
     attempts_per_child: int = Field(default=8, ge=1)
-    # A batch stops early rather than exceed this (large multi-target laws parse slowly).
-    max_seconds_per_batch: float = Field(default=3.0, gt=0.0)
+    # A wall-clock safety net only: a batch is bounded by attempts_per_child. At 3 s (the old
+    # default) a slow or loaded process could cut a batch short and so change the search; in
+    # fresh processes no batch took even 1 s on lr_bsz (400 laws) or the five-output mixture task.
+    max_seconds_per_batch: float = Field(default=30.0, gt=0.0)
     operator_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
 
     @field_validator("operator_weights")
