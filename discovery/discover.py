@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sld.archive import Archive, LLMUsage
 from sld.discovery.search.backend import require_backend
-from sld.discovery.search.campaign import Campaign, CampaignResult, Progress
+from sld.discovery.search.campaign import Campaign, CampaignResult, Progress, stopped_by_time
 from sld.discovery.search.restarts import pool_choice, pooled_campaign, restart_settings, restarts_of
 from sld.discovery.proposers.build import build_proposers
 from sld.discovery.search.settings import CampaignSettings
@@ -123,7 +123,7 @@ def discover(
             result = run.campaign(settings, campaign_id)
             usage, members = store.llm_usage(campaign_id), ()
         if result.best is None:
-            hint = ("raise --minutes (its safety net stopped the campaign)" if "time" in result.stop_reason.split("+")
+            hint = ("raise --minutes (its safety net stopped the campaign)" if stopped_by_time(result.stop_reason)
                     else "check the data, or raise --budget")
             raise SLDError(f"the campaign evaluated {result.evaluated} laws and none could be fitted; {hint}")
         if on_progress is not None:

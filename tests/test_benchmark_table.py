@@ -50,5 +50,7 @@ def test_a_campaign_log_line_says_when_the_safety_net_cut_it_short():
     settings = CampaignSettings(minutes=2.5)
     cut = CampaignRun(0.5, "A*N", 150.0, 90, 0.5, stop_reason="time")
     assert "stopped by the 2.5-minute safety net" in _stop_note(cut, settings)
-    for reason in ("budget", "exhausted"):
+    pooled = CampaignRun(0.5, "A*N", 150.0, 700, 0.5, stop_reason="budget+time")  # one restart of a pool cut short
+    assert "safety net" in _stop_note(pooled, settings)
+    for reason in ("budget", "exhausted", "budget+exhausted"):
         assert _stop_note(CampaignRun(0.5, "A*N", 1.0, 400, 0.5, stop_reason=reason), settings) == ""

@@ -29,6 +29,7 @@ from typing import TextIO
 
 from sld.discovery.discover import discover
 from sld.discovery.search.backend import backend_session, require_backend
+from sld.discovery.search.campaign import stopped_by_time
 from sld.discovery.search.scoring import best_result, human_law_fits
 from sld.discovery.search.settings import CampaignSettings
 from sld.tasks import SLDError, curated_names, load_task
@@ -79,7 +80,7 @@ class CampaignRun:
     seconds: float
     evaluated: int
     ensemble_r2: float
-    stop_reason: str  # "budget" or "exhausted"; "time" when the --minutes safety net cut it short
+    stop_reason: str  # "budget" or "exhausted"; "time" (or "budget+time" in a pool) when --minutes cut it short
 
 
 def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, archive_path: Path) -> CampaignRun:
@@ -97,9 +98,9 @@ def run_campaign(task_name: str, settings: CampaignSettings, with_human: bool, a
 
 def _stop_note(run: CampaignRun, settings: CampaignSettings) -> str:
     """Empty when the campaign spent its budget; otherwise why it stopped early (the result then depends on speed)."""
-    if run.stop_reason == "time":
+    if stopped_by_time(run.stop_reason):
         return f"  [stopped by the {settings.minutes:g}-minute safety net, not the budget]"
-    return "" if run.stop_reason in ("budget", "exhausted") else f"  [{run.stop_reason}]"
+    return "" if set(run.stop_reason.split("+")) <= {"budget", "exhausted"} else f"  [{run.stop_reason}]"
 
 
 def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
@@ -127,7 +128,7 @@ def benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Campaig
                 human_with_test_r2=human_with_test.evaluation.held_out.clipped_r2 if human_with_test else None,
                 sldagent_r2=SLDAGENT_GPT5.get(name), seconds=tuple(r.seconds for r in runs),
                 evaluated=tuple(r.evaluated for r in runs), ensemble_r2=tuple(r.ensemble_r2 for r in runs),
-                stopped_by_time=sum(r.stop_reason == "time" for r in runs),
+                stopped_by_time=sum(stopped_by_time(r.stop_reason) for r in runs),
             ))
     return outcomes
 

@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from sld.archive import Archive
-from sld.discovery.search.campaign import Campaign
+from sld.discovery.search.campaign import Campaign, stopped_by_time
 from sld.discovery.proposers.offline import OfflineProposer
 from sld.discovery.benchmarks.campaigns import budget_and_cap
 from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
@@ -201,7 +201,7 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
                         f"{row['best']:.3f}, median {row['median']:.3f}, ρ {row['spearman']:+.2f} "
                         f"({record['evaluated']} laws, {record['seconds']:.0f} s)"
                         + ("  [stopped by the --minutes safety net, not the budget]"
-                           if record["stop_reason"] == "time" else ""))
+                           if stopped_by_time(record["stop_reason"]) else ""))
     return records
 
 

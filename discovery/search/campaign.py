@@ -50,6 +50,11 @@ class Progress:
     stage: str = "search"  # "search", then "re-scoring finalists" (and, in sld.discover, "final refit")
 
 
+def stopped_by_time(stop_reason: str) -> bool:
+    """Whether the ``minutes`` safety net ended the campaign (or one restart of a pool: "budget+time")."""
+    return "time" in stop_reason.split("+")
+
+
 @dataclass(frozen=True)
 class CampaignResult:
     """How a campaign ended and its best law by validation score."""

@@ -201,7 +201,9 @@ def _print_report(document: dict) -> None:
     if document.get("members"):
         print(f"pooled the finalists of {len(document['members'])} restarts (campaigns "
               f"{', '.join(map(str, document['members']))})", file=out)
-    if "time" in document["stop"].split("+"):
+    from sld.discovery.search.campaign import stopped_by_time  # loaded by the campaign that just ran
+
+    if stopped_by_time(document["stop"]):
         print("the --minutes safety net ended the campaign before its budget: what it found depends on this "
               "machine's speed; --resume with a larger --minutes finishes the budget", file=out)
     if document["timed_out"]:
