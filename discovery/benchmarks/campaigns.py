@@ -215,8 +215,8 @@ def run_cli(args) -> int:
                                 **({"final_choice": args.final_choice} if args.final_choice else {}),
                                 search_fit_runs=args.search_fit_runs, restarts=args.restarts)
     require_backend(settings)
-    for seed in args.seeds:  # refuse a bad seed now: benchmark() sets it with model_copy, which does not check
-        CampaignSettings(seed=seed)
+    for seed in args.seeds:  # a bad seed fails now, not after an hour of other seeds' campaigns
+        settings.model_copy(update={"seed": seed})
     names = args.tasks or default_tasks()
     for name in [*names, args.throughput_task]:
         if name:

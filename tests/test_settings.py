@@ -1,0 +1,40 @@
+"""CampaignSettings: one seed reaches every random choice, however the settings are made."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+import sld.discovery.benchmarks.campaigns as campaigns
+from sld.discovery.search.settings import CampaignSettings
+
+
+def test_a_copy_with_a_new_seed_fits_with_that_seed():
+    base = CampaignSettings(budget=50, workers=0)
+    copied = base.model_copy(update={"seed": 3})
+    assert copied.seed == 3 and copied.fit.seed == 3
+    assert copied == CampaignSettings(budget=50, workers=0, seed=3)
+    assert copied.full_fit().seed == 3 and base.fit.seed == 0
+
+
+def test_a_copy_keeps_the_settings_that_are_not_archived_and_checks_its_update():
+    ray = CampaignSettings(backend="ray", ray_address="auto")
+    copied = ray.model_copy(update={"seed": 4})
+    assert (copied.backend, copied.ray_address) == ("ray", "auto")
+    with pytest.raises(ValidationError):
+        ray.model_copy(update={"seed": -1})
+    assert ray.model_copy() == ray
+
+
+def test_each_benchmark_campaign_fits_with_its_own_seed(monkeypatch):
+    """The benchmark once fitted every seed's laws with seed 0's starts (an unvalidated copy)."""
+    seen = []
+
+    def fake_campaign(name: str, settings: CampaignSettings, with_human: bool, path: Path):
+        seen.append((settings.seed, settings.fit.seed, settings.validation_split().seed))
+        return campaigns.CampaignRun(0.5, "A", 1.0, 1, 0.5, "budget")
+
+    monkeypatch.setattr(campaigns, "run_campaign", fake_campaign)
+    monkeypatch.setattr(campaigns, "human_law_fits", lambda task, outlier_fence: [])
+    campaigns.benchmark(["parallel_scaling_law"], [0, 1, 2], CampaignSettings(budget=10), False, log=lambda s: None)
+    assert seen == [(0, 0, 0), (1, 1, 1), (2, 2, 2)]
