@@ -284,7 +284,7 @@ def run_cli(args) -> int:
 
     settings = CampaignSettings(**budget_and_cap(args), workers=args.workers, search_fit_runs=args.search_fit_runs)
     for seed in args.seeds:
-        CampaignSettings(seed=seed)  # a bad seed fails now
+        settings.model_copy(update={"seed": seed})  # a bad seed fails now, as run_benchmark copies it
     names = args.tasks or curated_names()
     for name in names:
         load_task(name)  # an unknown name fails now, not after an hour of campaigns

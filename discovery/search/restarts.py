@@ -33,9 +33,8 @@ from sld.tasks import TrainingTask
 
 def restart_settings(settings: CampaignSettings, pool_id: int, index: int) -> CampaignSettings:
     """The settings of restart ``index`` of the pooled campaign ``pool_id`` (validated: the seed reaches the fits)."""
-    return CampaignSettings.model_validate({
-        **settings.model_dump(), "seed": settings.seed * settings.restarts + index, "restarts": 1,
-        "pool": pool_id, "backend": settings.backend, "ray_address": settings.ray_address})
+    return settings.model_copy(update={"seed": settings.seed * settings.restarts + index, "restarts": 1,
+                                       "pool": pool_id})
 
 
 def restarts_of(archive: Archive, pool: CampaignRecord) -> dict[int, CampaignRecord]:
