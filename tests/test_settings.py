@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 import sld.discovery.benchmarks.campaigns as campaigns
 from sld.discovery.search.settings import CampaignSettings
+from sld.evaluators.fitting import FitOptions
 
 
 def test_a_copy_with_a_new_seed_fits_with_that_seed():
@@ -38,3 +39,16 @@ def test_each_benchmark_campaign_fits_with_its_own_seed(monkeypatch):
     monkeypatch.setattr(campaigns, "human_law_fits", lambda task, outlier_fence: [])
     campaigns.benchmark(["parallel_scaling_law"], [0, 1, 2], CampaignSettings(budget=10), False, log=lambda s: None)
     assert seen == [(0, 0, 0), (1, 1, 1), (2, 2, 2)]
+
+
+def test_search_fits_use_one_multi_start_and_the_final_refit_the_full_efforts():
+    settings = CampaignSettings(seed=4)
+    assert settings.fit.n_seeds == 1
+    full = settings.full_fit()
+    assert full.n_seeds == FitOptions().n_seeds == 3 and full.seed == 4
+
+
+def test_a_campaign_archived_before_independent_multi_starts_resumes_with_one():
+    stored = CampaignSettings(seed=2).model_dump()
+    del stored["fit"]["n_seeds"]
+    assert CampaignSettings.from_archive(stored).fit.n_seeds == 1

@@ -145,7 +145,7 @@ def campaign_fit_options(record: CampaignRecord) -> FitOptions:
         stored = dict(record.settings.get("fit") or {})
         full = FitOptions()
         stored.update(n_starts=full.n_starts, n_refine=full.n_refine, n_polish=full.n_polish,
-                      max_nfev=full.max_nfev, seed=record.seed)
+                      max_nfev=full.max_nfev, n_seeds=full.n_seeds, seed=record.seed)
         return FitOptions.model_validate({k: v for k, v in stored.items() if k in FitOptions.model_fields})
 
 

@@ -64,8 +64,10 @@ class CampaignSettings(BaseModel):
     # The campaign's seed reaches these fits too (see ``_seed_reaches_the_fits``).
     # The search polishes for 100 iterations (a batch runs as long as its slowest start);
     # the finalists are re-scored with a one-off fit's full effort.
+    # One multi-start per search fit: the search compares hundreds of laws and keeps the best
+    # few; the finalists' refits run the full effort's independent multi-starts (n_seeds).
     fit: FitOptions = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, outlier_fence=8.0,
-                                 loss="auto")
+                                 loss="auto", n_seeds=1)
     max_condition: float | None = Field(
         default=None, gt=1, description="refuse a candidate whose fit's Jacobian condition number exceeds "
         "this on some fold (parameters the runs do not pin down); None keeps them (measured: see "
@@ -162,6 +164,9 @@ class CampaignSettings(BaseModel):
         A setting added since the campaign was archived takes the value that reproduces how it ran,
         not today's default: a resumed campaign goes on as it started.
         """
+        fit = stored.get("fit")
+        if isinstance(fit, dict) and "n_seeds" not in fit:  # archived before fits had independent multi-starts
+            stored = {**stored, "fit": {**fit, "n_seeds": 1}}
         return cls.model_validate({**_BEFORE_THEY_EXISTED, **stored, **update})
 
     def validation_split(self) -> ValidationSplit:
@@ -177,7 +182,7 @@ class CampaignSettings(BaseModel):
         full = FitOptions()
         return self.fit.model_copy(update={
             "n_starts": full.n_starts, "n_refine": full.n_refine, "n_polish": full.n_polish,
-            "max_nfev": full.max_nfev, "seed": self.seed})
+            "max_nfev": full.max_nfev, "n_seeds": full.n_seeds, "seed": self.seed})
 
 
 # Settings added after campaigns were first archived, with the value that reproduces an older campaign.
