@@ -18,7 +18,7 @@ SPEC = TaskSpec(name="synthetic_planted", description="SYNTHETIC planted law (te
                 features=[{"column": "n", "symbol": "N"}], targets=[{"column": "y"}], scale=("n",))
 LAW = "E + A/N**alpha"
 # A light search: the planted law is easy and 20 000 problems are fitted at once.
-CHEAP = FitOptions(n_starts=8, n_refine=4, n_polish=1, max_nfev=100)
+CHEAP = FitOptions(n_starts=8, n_refine=4, n_polish=1, max_nfev=100, n_seeds=1)
 
 
 def _truth(n):
