@@ -62,6 +62,8 @@ from sld.evaluators.projection import GroupStack, Projection, project
 from sld.tasks import Rows, typical_mask
 
 _MAX_STARTS = 512
+# How hard a fit searches, as opposed to what it fits (loss, space, fence, seed).
+_EFFORT_FIELDS = ("n_starts", "n_refine", "n_polish", "max_nfev", "n_seeds")
 # Above this condition number of the column-scaled Jacobian, some combination of parameters
 # moves the predictions by less than a part in 1e8 of what the others do: not identified.
 ILL_CONDITIONED = 1e8
@@ -101,6 +103,15 @@ class FitOptions(BaseModel):
     outlier_fence: float | None = Field(
         default=None, gt=0, description="IQRs: training runs whose target lies further from the quartiles "
         "(diverged runs) are left out of the fit; None fits every run")
+
+    def at_full_effort(self, seed: int) -> "FitOptions":
+        """These options' loss, space and fence with a one-off fit's full-effort search, from ``seed``.
+
+        The effort fields are the defaults' (starts, refinement, polish, independent
+        multi-starts): what a campaign's finalists and final refit use.
+        """
+        full = FitOptions()
+        return self.model_copy(update={name: getattr(full, name) for name in _EFFORT_FIELDS} | {"seed": seed})
 
 
 @dataclass(frozen=True)

@@ -143,10 +143,8 @@ def campaign_fit_options(record: CampaignRecord) -> FitOptions:
         return CampaignSettings.from_archive(record.settings).full_fit()
     except pydantic.ValidationError:  # settings of an older version: read the fit options alone
         stored = dict(record.settings.get("fit") or {})
-        full = FitOptions()
-        stored.update(n_starts=full.n_starts, n_refine=full.n_refine, n_polish=full.n_polish,
-                      max_nfev=full.max_nfev, n_seeds=full.n_seeds, seed=record.seed)
-        return FitOptions.model_validate({k: v for k, v in stored.items() if k in FitOptions.model_fields})
+        known = FitOptions.model_validate({k: v for k, v in stored.items() if k in FitOptions.model_fields})
+        return known.at_full_effort(record.seed)
 
 
 def _fetch(archive: Archive, law_id: int) -> Entry | None:

@@ -164,9 +164,8 @@ class CampaignSettings(BaseModel):
         A setting added since the campaign was archived takes the value that reproduces how it ran,
         not today's default: a resumed campaign goes on as it started.
         """
-        fit = stored.get("fit")
-        if isinstance(fit, dict) and "n_seeds" not in fit:  # archived before fits had independent multi-starts
-            stored = {**stored, "fit": {**fit, "n_seeds": 1}}
+        if isinstance(stored.get("fit"), dict):
+            stored = {**stored, "fit": {**_FIT_BEFORE_IT_EXISTED, **stored["fit"]}}
         return cls.model_validate({**_BEFORE_THEY_EXISTED, **stored, **update})
 
     def validation_split(self) -> ValidationSplit:
@@ -179,11 +178,10 @@ class CampaignSettings(BaseModel):
 
         Used to re-score the finalists and for the final refit on all training rows.
         """
-        full = FitOptions()
-        return self.fit.model_copy(update={
-            "n_starts": full.n_starts, "n_refine": full.n_refine, "n_polish": full.n_polish,
-            "max_nfev": full.max_nfev, "n_seeds": full.n_seeds, "seed": self.seed})
+        return self.fit.at_full_effort(self.seed)
 
 
 # Settings added after campaigns were first archived, with the value that reproduces an older campaign.
 _BEFORE_THEY_EXISTED: dict[str, object] = {"search_fit_runs": None, "plausible_width": None}
+# Likewise for the search's fit options (``fit``): one multi-start before independent ones existed.
+_FIT_BEFORE_IT_EXISTED: dict[str, object] = {"n_seeds": 1}
