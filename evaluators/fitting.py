@@ -29,6 +29,10 @@ How a fit works, and why:
    Sobol sequence and not from another (measured in docs/fitting.md: up to
    50% more training loss for lr_bsz's largest laws); more starts from the
    same sequence did not find it, other sequences did.
+6. **A given start.**  ``fit(rows, start=...)`` adds one start per group to
+   every multi-start, e.g. the point fit's parameters for a bootstrap
+   resample (``evaluators.bootstrap``), so that a refit on similar runs always
+   searches the basin the first fit found.
 
 With ``outlier_fence`` set, training runs whose target lies far outside the
 bulk of the targets (diverged runs) are left out before fitting: under squared
@@ -46,8 +50,9 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import sympy
@@ -189,6 +194,10 @@ class LawFitter:
     (``evaluators.levenberg``, ``evaluators.projection``); each group's result is
     independent of the others.
 
+    ``fit(rows, start=...)`` adds, per group, one more start to every
+    multi-start: given parameter values (e.g. a fit of the same law on similar
+    runs, as the bootstrap's resamples start from the point fit).
+
     Fitted attributes: ``params_``, ``group_fits_``, ``failed_``, ``failure_reason_``,
     ``space_``, ``loss_`` (the loss used, ``auto`` resolved), ``fitted_mask_`` (which of
     the given runs were fitted: all but those outside the outlier fence), ``n_left_out_``
@@ -198,13 +207,16 @@ class LawFitter:
     def __init__(self, law: Law, options: FitOptions | None = None) -> None:
         self.law = law
         self.options = options or FitOptions()
+        self._given_starts: dict = {}
         self._blocks, self._predict_fn = _compile_law(tuple(law.outputs), tuple(law.features), tuple(law.params))
 
     # -- public API --------------------------------------------------------
-    def fit(self, rows: Rows) -> "LawFitter":
-        start = time.perf_counter()
+    def fit(self, rows: Rows, start: Mapping[Any, Mapping[str, float]] | None = None) -> "LawFitter":
+        """Fit every group of ``rows``; ``start``: group → parameter → value, one extra start per group."""
+        self._given_starts = dict(start or {})
+        start_time = time.perf_counter()
         # Only the user's own --max-seconds (off by default) ever reads the clock here.
-        self._safety_net = _SafetyNet(start, self.options.max_seconds)
+        self._safety_net = _SafetyNet(start_time, self.options.max_seconds)
         self.fitted_mask_ = _inside_fence(rows, self.options.outlier_fence)
         self.n_left_out_ = int(np.count_nonzero(~self.fitted_mask_))
         self.loss_ = resolve_loss(self.options.loss, self.n_left_out_)
@@ -235,7 +247,7 @@ class LawFitter:
         more = len(failures) - 3
         self.failure_reason_ = "; ".join(failures[:3]) + (
             f" (and {more} more group{'s' if more > 1 else ''})" if more > 0 else "")
-        self.seconds_ = time.perf_counter() - start
+        self.seconds_ = time.perf_counter() - start_time
         return self
 
     def predict(self, rows: Rows) -> np.ndarray:
@@ -383,7 +395,22 @@ class LawFitter:
                 else:
                     starts[:, j] = signs[:, j] * 10.0 ** (decades[:, j] * (2 * unit[:, j] - 1))
             out[g] = np.vstack([anchors, starts])
-        return out
+        return self._with_given_starts(block, stack, out)
+
+    def _with_given_starts(self, block: _Block, stack: GroupStack, starts: np.ndarray) -> np.ndarray:
+        """``starts`` (G, S, d) with each group's given start (``fit(start=...)``) appended; as is without any.
+
+        A group without one repeats its first start, so that every group has as many.
+        """
+        if not self._given_starts:
+            return starts
+        names = [self.law.param_names[block.params[j]] for j in block.nonlinear]
+        extra = starts[:, :1].copy()
+        for g, group in enumerate(stack.names):
+            given = self._given_starts.get(group)
+            if given is not None:
+                extra[g, 0] = [given[name] for name in names]
+        return np.concatenate([starts, extra], axis=1)
 
     def _project(self, block: _Block, stack: GroupStack, y: np.ndarray, owner: np.ndarray,
                  theta_nl: np.ndarray) -> Projection:

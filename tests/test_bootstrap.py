@@ -145,3 +145,19 @@ def test_a_law_the_resamples_cannot_predict_counts_the_cap():
     spread = prediction_spread(law, rows, _points(4e9, rows.group_names), np.std(rows.y, axis=0), CHEAP,
                                n_resamples=5)
     assert spread == SPREAD_CAP
+
+
+def test_resamples_start_from_the_point_fit_so_they_centre_on_it(two_bumps):
+    """The resamples search the point fit's basin, not only a fresh multi-start's.
+
+    SYNTHETIC two-bump data and a fit so cheap that one multi-start often
+    misses the basin that the best of three finds: started from the point
+    fit, the resamples' median prediction sits on the point fit's (mean gap
+    0.03 target std here, against 0.11 when each resample ran three fresh
+    multi-starts, as before the start existed).
+    """
+    rows, law, cheap = two_bumps
+    options = FitOptions(**cheap, n_seeds=3)
+    boot = BootstrapFit(law, options, n_resamples=40, seed=0).fit(rows)
+    gap = np.abs(np.nanmedian(boot.resample_predictions(rows)[:, :, 0], axis=0) - boot.predict(rows)[:, 0])
+    assert np.mean(gap) / np.std(rows.y) < 0.06

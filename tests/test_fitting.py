@@ -263,20 +263,13 @@ def test_predict_on_an_unseen_group_gives_nan(noisy_chinchilla_fit):
     assert np.isnan(predictions[1, 0])
 
 
-def test_independent_multi_starts_keep_each_groups_lowest_objective(make_spec):
+def test_independent_multi_starts_keep_each_groups_lowest_objective(two_bumps):
     """``n_seeds=3`` is, per group, the best of the three single-seed fits (seeds 0, 1, 2).
 
     SYNTHETIC two-bump data and a deliberately cheap fit (one start refined and
     polished), so single seeds land in different optima.
     """
-    spec = make_spec(symbols=("x",))
-    x = np.linspace(0, 10, 60)
-    bumps = np.exp(-(x - 2) ** 2) + 1.3 * np.exp(-(x - 7) ** 2 / 0.5)
-    rows = Rows(np.concatenate([x, x, x])[:, None],
-                np.concatenate([bumps, 0.5 * bumps[::-1], bumps + 0.2 * np.sin(3 * x)])[:, None],
-                np.array(["a"] * 60 + ["b"] * 60 + ["c"] * 60, dtype=object))
-    law = parse_law("A*exp(-(x - m)**2/s) + B*exp(-(x - k)**2/r)", spec)
-    cheap = dict(n_starts=1, n_refine=1, n_polish=1, max_nfev=20)
+    rows, law, cheap = two_bumps
     single = [LawFitter(law, FitOptions(seed=s, n_seeds=1, **cheap)).fit(rows).group_fits_ for s in range(3)]
     pooled = LawFitter(law, FitOptions(seed=0, n_seeds=3, **cheap)).fit(rows).group_fits_
     for group, fit in pooled.items():
@@ -284,3 +277,18 @@ def test_independent_multi_starts_keep_each_groups_lowest_objective(make_spec):
         assert fit.cost == best.cost
         assert fit.params == best.params
     assert any(pooled[g].cost < single[0][g].cost * (1 - 1e-6) for g in pooled)  # seed 0 alone is worse somewhere
+
+
+def test_a_given_start_joins_the_multi_start(two_bumps):
+    """``fit(rows, start=...)``: one seed's fit started also from better parameters reaches them (or lower)."""
+    rows, law, cheap = two_bumps
+    single = [LawFitter(law, FitOptions(seed=s, n_seeds=1, **cheap)).fit(rows) for s in range(3)]
+    best = {g: min(single, key=lambda f: f.group_fits_[g].cost) for g in rows.group_names}
+    started = LawFitter(law, FitOptions(seed=0, n_seeds=1, **cheap)).fit(
+        rows, start={g: fitter.params_[g] for g, fitter in best.items()})
+    for group, fitter in best.items():
+        assert started.group_fits_[group].cost <= fitter.group_fits_[group].cost * (1 + 1e-12)
+    assert any(started.group_fits_[g].cost < single[0].group_fits_[g].cost * (1 - 1e-6) for g in best)
+    # without a start the fit is seed 0's, unchanged
+    again = LawFitter(law, FitOptions(seed=0, n_seeds=1, **cheap)).fit(rows, start=None)
+    assert again.params_ == single[0].params_
