@@ -104,6 +104,7 @@ def discover(
     """
     settings = settings or CampaignSettings()
     require_backend(settings)  # Ray not installed: one line now, before a campaign is created
+    settings.validation_split().check(task.training_view() if isinstance(task, Task) else task)
     with _opened(archive) as store:
         if resume is not None:
             record = pooled_campaign(store, store.campaign(resume))  # a restart resumes its whole pool

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import Law
 from sld.evaluators.metrics import Metrics, score
@@ -59,17 +61,19 @@ class Evaluation:
 
 
 def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None,
-                  fitted: LawFitter | None = None) -> Evaluation:
+                  fitted: LawFitter | None = None, reference: np.ndarray | None = None) -> Evaluation:
     """Fit ``law`` per group on ``fit_rows``; score on the rows fitted and on ``held_out``.
 
     The fit metrics leave out the runs the fitter's outlier fence left out
     (``diagnostics["left_out"]`` counts them).  ``fitted``: that fit, already
     made (``law`` fitted on ``fit_rows`` with ``options``), so it is not redone.
+    ``reference``: targets whose spread normalises a held-out target that has
+    none (``metrics.score``); validation passes the training targets.
     """
     fitter = fitted if fitted is not None else LawFitter(law, options).fit(fit_rows)
     fitted = fit_rows.select(fitter.fitted_mask_) if fitter.n_left_out_ else fit_rows
     fit_metrics = score(fitted.y, fitter.predict(fitted), fitted.groups)
-    held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups)
+    held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups, reference)
     reason = fitter.failure_reason_ or (held_metrics.reason if held_metrics.failed else "")
     diagnostics = {
         "starts": int(sum(f.n_starts for f in fitter.group_fits_.values())),
@@ -102,7 +106,9 @@ def evaluate_on_validation(
     rows), except ``nmse``/``r2``, which are averaged over the folds: that
     mean is what selection ranks laws by.
     """
-    evaluations = [fit_and_score(law, fit, held, options) for fit, held in split.fold_pairs(task)]
+    # a fold of one held-out run (a short curve) has no target spread of its own to normalise by
+    evaluations = [fit_and_score(law, fit, held, options, reference=task.train.y)
+                   for fit, held in split.fold_pairs(task)]
     first = evaluations[0]
     failed = [e for e in evaluations if e.failed]
     if failed:

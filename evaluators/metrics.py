@@ -5,6 +5,12 @@ by the (population) variance of the true targets and NMAE = MAE divided by
 their mean absolute deviation; both are averaged over outputs, and
 R² = 1 − NMSE.  A law whose predictions are not all finite has failed: its
 R² is undefined and counts as −1 once clipped to [−1, 1] for averages.
+
+Where the scored targets of an output have no spread (one held-out run, or a
+target saturated at one value), NMSE and NMAE are undefined; with
+``reference`` given (validation passes the training targets), that output is
+normalised by the reference's spread instead, so that a fold of one run still
+ranks laws by their error.  Test metrics are never given one.
 """
 
 from __future__ import annotations
@@ -55,8 +61,13 @@ class Metrics:
         return cls(r2=nan, nmse=nan, nmae=nan, mse=nan, mae=nan, n=n, failed=True, reason=reason)
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = None) -> Metrics:
-    """SLDBench metrics of ``y_pred`` against ``y_true`` (both n × outputs, or n)."""
+def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = None,
+          reference: np.ndarray | None = None) -> Metrics:
+    """SLDBench metrics of ``y_pred`` against ``y_true`` (both n × outputs, or n).
+
+    ``reference``: targets (m × outputs) whose spread normalises an output that
+    has none in ``y_true`` (see the module docstring).
+    """
     y_true, y_pred = _as_matrix(y_true), _as_matrix(y_pred)
     n = len(y_true)
     if y_pred.shape != y_true.shape:
@@ -67,16 +78,25 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = No
         bad = int(np.sum(~np.all(np.isfinite(y_pred), axis=1)))
         return Metrics.failure(n, f"the law predicts NaN or inf on {bad} of {n} rows")
     with np.errstate(all="ignore"):  # a wild law overflows to inf, which the caller sees as a poor score
-        return _finite_scores(y_true, y_pred, groups)
+        return _finite_scores(y_true, y_pred, groups, None if reference is None else _as_matrix(reference))
 
 
-def _finite_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None) -> Metrics:
+def _spread(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output: the population variance and the mean absolute deviation."""
+    return np.var(y, axis=0), np.mean(np.abs(y - y.mean(axis=0)), axis=0)
+
+
+def _finite_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None,
+                   reference: np.ndarray | None) -> Metrics:
     n = len(y_true)
     error = y_pred - y_true
     mse = np.mean(error**2, axis=0)
     mae = np.mean(np.abs(error), axis=0)
-    variance = np.var(y_true, axis=0)
-    mad = np.mean(np.abs(y_true - y_true.mean(axis=0)), axis=0)
+    variance, mad = _spread(y_true)
+    if reference is not None and len(reference) and np.any(variance == 0):
+        flat = variance == 0
+        reference_variance, reference_mad = _spread(reference)
+        variance, mad = np.where(flat, reference_variance, variance), np.where(flat, reference_mad, mad)
     nmse = float(np.mean(mse / variance))
     nmae = float(np.mean(mae / mad))
     per_group = {}

@@ -41,11 +41,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sld.tasks import Rows, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask
+from sld.tasks import (
+    Rows, SLDError, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask,
+)
 
 
 # The search's screening limit (``CampaignSettings.search_fit_runs``; measured in docs/campaigns.md).
 DEFAULT_SEARCH_FIT_RUNS = 256
+
+
+class ValidationError(SLDError):
+    """A task whose training runs leave nothing to validate a law on: the CLI prints it as one line."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,28 @@ class ValidationSplit:
         same folds, and cutting a many-group task costs more than fitting a small law.
         """
         return list(_cached_fold_pairs(self, task))
+
+    def check(self, task: TrainingTask) -> None:
+        """Raise ``ValidationError`` if the target is constant, or no training run can be held out.
+
+        Each group keeps at least two runs to fit on, so groups of one or two
+        training runs are never validated; a task made only of those would
+        fail every law it is given.
+        """
+        y = task.train.y
+        flat = np.flatnonzero(np.ptp(y, axis=0) == 0) if len(y) else []
+        if len(flat):
+            column = task.spec.targets[flat[0]].column
+            raise ValidationError(
+                f"target column '{column}' of {task.name} takes one value ({y[0, flat[0]]:g}) on every "
+                "training run: there is no trend to fit or score; check the column, or leave it out")
+        if any(len(held) for _, held in self.fold_pairs(task)):
+            return
+        largest = max(len(group) for group in task.train.by_group().values()) if len(task.train) else 0
+        raise ValidationError(
+            f"no training run of {task.name} can be held out to validate a law on: each of its "
+            f"{len(task.train.group_names)} group(s) has at most {largest} training run(s), and validation "
+            "keeps 2 per group to fit on; give the groups more runs, or pool them (no group column)")
 
     def _cut(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         pairs = self._cut_all(task)

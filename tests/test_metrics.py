@@ -127,3 +127,17 @@ def test_to_dict_keeps_the_sldbench_fields(synthetic_predictions):
     document = score(y_true, y_pred, groups).to_dict()
     assert {"r2", "r2_clipped", "nmse", "nmae", "mse", "mae", "n", "failed", "per_group"} <= set(document)
     assert "per_group" not in score(y_true, y_pred, groups).to_dict(with_groups=False)
+
+
+def test_a_target_without_spread_is_normalised_by_the_reference_when_one_is_given():
+    """One held-out run has no variance of its own: SLDBench's NMSE is undefined, validation's is not."""
+    y_true, y_pred = np.array([[2.0]]), np.array([[2.5]])
+    plain = score(y_true, y_pred)
+    assert not math.isfinite(plain.nmse)  # SLDBench's definition, kept for test metrics
+    reference = np.array([[1.0], [2.0], [3.0]])  # variance 2/3, mean absolute deviation 2/3
+    scored = score(y_true, y_pred, reference=reference)
+    assert scored.nmse == pytest.approx(0.25 / (2 / 3))
+    assert scored.nmae == pytest.approx(0.5 / (2 / 3))
+    # a target that has spread is normalised by its own, reference or not
+    spread = score(np.array([[1.0], [3.0]]), np.array([[1.5], [3.0]]), reference=reference)
+    assert spread.nmse == score(np.array([[1.0], [3.0]]), np.array([[1.5], [3.0]])).nmse

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from sld.evaluators.validation import ValidationSplit
+from sld.evaluators.validation import ValidationError, ValidationSplit
 from sld.tasks import Rows, TaskSpec, TrainingTask
 
 
@@ -119,3 +120,18 @@ def test_screening_split_fits_a_seeded_subset_of_large_groups_and_scores_every_h
     assert len(ValidationSplit(fraction=0.2, folds=1, max_fit_runs=32).fold_pairs(task)[0][0]) == 64
     thorough = ValidationSplit(fraction=0.2, folds=1, max_fit_runs=10).thorough()
     assert thorough.max_fit_runs is None and len(thorough.fold_pairs(task)[0][0]) == 64
+
+
+def test_a_task_whose_groups_are_too_small_to_cut_fails_in_one_line():
+    """Groups of two training runs keep both to fit on: nothing is left to validate on."""
+    with pytest.raises(ValidationError, match=r"each of its 3 group\(s\) has at most 2 training run\(s\)"):
+        ValidationSplit().check(synthetic_task(2))
+    ValidationSplit().check(synthetic_task(3))  # three runs: the largest is held out
+
+
+def test_a_constant_target_fails_in_one_line():
+    task = synthetic_task(6)
+    flat = TrainingTask(spec=task.spec, train=Rows(task.train.X, np.full_like(task.train.y, 3.0), task.train.groups),
+                        data_path=task.data_path)
+    with pytest.raises(ValidationError, match="target column 'loss' of synthetic_split takes one value"):
+        ValidationSplit().check(flat)

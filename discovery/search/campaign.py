@@ -107,6 +107,7 @@ class Campaign:
         self.starting_laws = tuple(starting_laws)
         self.on_progress = on_progress
         self.split = settings.validation_split()
+        self.split.check(task)  # a task too small to validate on fails now, in one line
         self.population = Population(settings.islands, settings.island_size)
         self.seen: set[str] = set()
         self.failures: list[Failure] = []
