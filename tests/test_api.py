@@ -133,31 +133,3 @@ def test_by_default_the_finalist_nearest_the_others_forecast_is_kept_and_every_f
     assert chosen["consensus"] == min(f["consensus"] for f in finalists if f["consensus"] is not None)
     assert finalists == sorted(finalists, key=lambda f: f["search_score"])
 
-
-def test_a_single_short_curve_gets_a_campaign_though_its_folds_hold_out_one_run():
-    """SYNTHETIC: one curve of 8 runs (planted 2 + 30·N^-0.3); each validation fold holds out one run.
-
-    One run has no target variance of its own, so its NMSE is normalised by the
-    training targets' (``metrics.score``'s ``reference``); before, every law failed.
-    """
-    sizes = np.geomspace(1e6, 1e9, 8)
-    loss = 2 + 30 * sizes ** -0.3 + np.random.default_rng(0).normal(0, 0.005, 8)
-    task = sld.Task.from_frame({"params": sizes, "loss": loss}, features={"N": "params"}, target="loss",
-                               scale=["params"], name="short_curve")
-    split = sld.CampaignSettings().validation_split()
-    assert [len(held) for _, held in split.fold_pairs(task.training_view())] == [1, 1]
-    result = sld.discover(task, sld.CampaignSettings(budget=30, workers=0), compare_with_human=False)
-    assert result.formula and np.isfinite(result.validation["nmse"])
-
-
-def test_groups_too_small_to_validate_on_are_one_line_error_before_any_campaign(tmp_path):
-    """SYNTHETIC: 20 groups of 3 runs; the test split takes one of each, leaving 2 to fit on and none to score."""
-    sizes = np.tile([1e6, 1e7, 1e8], 20)
-    task = sld.Task.from_frame({"g": np.repeat(np.arange(20), 3).astype(str), "params": sizes,
-                                "loss": 2 + 30 * sizes ** -0.3}, features={"N": "params"}, target="loss",
-                               scale=["params"], group="g", name="tiny_groups")
-    path = tmp_path / "runs.sqlite"
-    with pytest.raises(sld.SLDError, match="has at most 2 training run"):
-        sld.discover(task, sld.CampaignSettings(budget=30, workers=0), archive=path)
-    with sld.Archive(path) as archive:
-        assert archive.campaigns() == []

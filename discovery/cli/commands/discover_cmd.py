@@ -221,17 +221,14 @@ def _print_report(document: dict) -> None:
     for finalist in passed_over:
         print(f"  (passed over law {finalist['law_id']}: its refit on every training run {finalist['implausible']})",
               file=out)
-    test = document["test"]
-    line = f"\ntest:  R² {_fmt(test['r2'])}  NMSE {_fmt(test['nmse'])}  NMAE {_fmt(test['nmae'])}"
-    print(line, file=out)
+    print(f"\ntest:  {_metrics(document['test'])}", file=out)
     ensemble = document.get("ensemble")
     if ensemble and ensemble.get("test"):
-        print(f"ensemble: R² {_fmt(ensemble['test']['r2'])}  (median prediction of the {len(ensemble['formulas'])} "
+        print(f"ensemble: {_r2(ensemble['test'])}  (median prediction of the {len(ensemble['formulas'])} "
               "best laws by validation; --json lists them)", file=out)
     human = document.get("human")
     if human:
-        print(f"human: R² {_fmt(human['r2'])}  NMSE {_fmt(human['nmse'])}  NMAE {_fmt(human['nmae'])}"
-              f"   ({human['name']}: {human['formula'].splitlines()[-1][:60]})", file=out)
+        print(f"human: {_metrics(human)}   ({human['name']}: {human['formula'].splitlines()[-1][:60]})", file=out)
     if document["proposer"] != "offline":
         print(_llm_line(document), file=out)
 
@@ -248,3 +245,23 @@ def _llm_line(document: dict) -> str:
 
 def _fmt(value) -> str:
     return "failed" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _metrics(metrics: dict) -> str:
+    """R², NMSE and NMAE; where the scored targets have no spread (e.g. one test run), MSE and MAE instead."""
+    if _without_spread(metrics):
+        return f"{_r2(metrics)}  MSE {metrics['mse']:.4g}  MAE {metrics['mae']:.4g}"
+    return f"{_r2(metrics)}  NMSE {_fmt(metrics['nmse'])}  NMAE {_fmt(metrics['nmae'])}"
+
+
+def _r2(metrics: dict) -> str:
+    if _without_spread(metrics):
+        return f"R² undefined ({metrics['n']} run(s), one target value)"
+    return f"R² {_fmt(metrics['r2'])}"
+
+
+def _without_spread(metrics: dict) -> bool:
+    """Finite errors but no NMSE: the scored targets share one value (SLDBench's R² is then undefined)."""
+    mse, nmse = metrics.get("mse"), metrics.get("nmse")
+    return (not metrics.get("failed") and mse is not None and math.isfinite(mse)
+            and (nmse is None or not math.isfinite(nmse)))
