@@ -104,7 +104,8 @@ def discover(
     """
     settings = settings or CampaignSettings()
     require_backend(settings)  # Ray not installed: one line now, before a campaign is created
-    settings.validation_split().check(task.training_view() if isinstance(task, Task) else task)
+    training = task.training_view() if isinstance(task, Task) else task
+    settings.validation_split().check(training)  # the campaign's own check then reads the same cached folds
     with _opened(archive) as store:
         if resume is not None:
             record = pooled_campaign(store, store.campaign(resume))  # a restart resumes its whole pool
@@ -113,7 +114,6 @@ def discover(
         else:
             campaign_id = store.create_campaign(task.name, settings.model_dump(mode="json"), settings.seed,
                                                 spec=task.spec)
-        training = task.training_view() if isinstance(task, Task) else task
         run = _Run(task, training, store, proposers, llm, on_progress, save_prompts_dir)
         if settings.restarts > 1:
             result = _run_pool(run, settings, campaign_id)
