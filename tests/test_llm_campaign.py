@@ -49,11 +49,13 @@ def llm_config_file(tmp_path):
 
 
 def discover(server: ScriptedLLMServer, task, archive_path, *, budget: int, proposer: str, max_calls: int,
-             resume: int | None = None, save_prompts_dir=None, **llm_settings) -> dict:
+             resume: int | None = None, save_prompts_dir=None, initial_population: int = 40,
+             **llm_settings) -> dict:
     """Run an LLM campaign through ``sld.discover``; return its result document (``sld discover --json``'s)."""
     config = LLMConfig.resolve(MODEL, base_url=server.base_url, env={}, max_calls=max_calls,
                                backoff_initial_s=0.001, backoff_max_s=0.01, **llm_settings)
-    settings = sld.CampaignSettings(budget=budget, workers=0, proposer=proposer)
+    settings = sld.CampaignSettings(budget=budget, workers=0, proposer=proposer,
+                                    initial_population=initial_population)
     result = sld.discover(task, settings, llm=config, archive=archive_path, resume=resume,
                           save_prompts_dir=save_prompts_dir)
     return result.to_dict()
@@ -148,9 +150,10 @@ def test_a_mixed_campaign_archives_laws_of_both_proposers(tmp_path):
                Reply.candidates("E + A*N^(-a)*exp(-b*P^2)", "E + A*N^(-a)*exp(-b*sqrt(P))")]
     archive_path = tmp_path / "archive.sqlite"
     with ScriptedLLMServer(replies) as server:
-        report = discover(server, task, archive_path, budget=60, proposer="mixed", max_calls=2)
+        report = discover(server, task, archive_path, budget=36, proposer="mixed", max_calls=2,
+                          initial_population=20)
         assert len(server.chat_requests) == 2
-    assert report["stop"] == "budget" and report["evaluated"] == 60
+    assert report["stop"] == "budget" and report["evaluated"] == 36
     assert report["llm"]["calls"] == 2
     laws = entries(archive_path, report["campaign"])
     assert {law.proposer for law in laws} >= {"offline", "llm"}
@@ -223,7 +226,7 @@ def test_a_resumed_campaign_keeps_the_budget_it_already_spent(tmp_path):
 def test_the_text_report_says_what_the_model_did(tmp_path, capsys, llm_config_file):
     _synthetic_task(tmp_path)
     with ScriptedLLMServer([Reply.candidates(PLANTED, "E + A*N^(-a)")]) as server:
-        code = main(["discover", "--task-file", str(tmp_path / "task.toml"), "--budget", "50", "--workers", "0",
+        code = main(["discover", "--task-file", str(tmp_path / "task.toml"), "--budget", "44", "--workers", "0",
                      "--quiet", "--archive", str(tmp_path / "a.sqlite"), *llm_flags(server, llm_config_file, "mixed", 1)])
     out = capsys.readouterr().out
     assert code == 0
@@ -310,7 +313,7 @@ def test_an_llm_campaign_through_the_python_api(tmp_path):
     with ScriptedLLMServer(replies) as server:
         config = LLMConfig.resolve(MODEL, base_url=server.base_url, env={}, max_calls=4,
                                    backoff_initial_s=0.001, backoff_max_s=0.01)
-        settings = sld.CampaignSettings(budget=45, workers=0, proposer="mixed", initial_population=40)
+        settings = sld.CampaignSettings(budget=26, workers=0, proposer="mixed", initial_population=20)
         result = sld.discover(task, settings, llm=config, archive=tmp_path / "a.sqlite")
         assert len(server.chat_requests) >= 1
     assert result.proposer == "mixed"

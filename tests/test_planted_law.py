@@ -59,7 +59,7 @@ def test_offline_campaign_reaches_the_noise_floor_of_a_planted_law(tmp_path):
     library_keys = {parse_law(p.formula, task.spec).key for p in library}
     assert planted.key not in library_keys, "the planted law must not be a starting point"
 
-    settings = CampaignSettings(budget=120, workers=0, seed=0)
+    settings = CampaignSettings(budget=60, workers=0, seed=0)
     with Archive(tmp_path / "planted.sqlite") as archive:
         proposer = OfflineProposer(task.spec, seed=0)
         result = Campaign(task.training_view(), settings, archive, [(proposer, 1.0)]).run()

@@ -23,13 +23,12 @@ import pytest
 
 import sld
 from sld.discovery.cli import main
-from sld.discovery.search.scoring import best_result, evaluate_human_laws
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import Law, parse_law
 from sld.evaluators.metrics import score
 from sld.evaluators import sldbench_runtime as runtime
 from sld.evaluators.sldbench import ProgramError, harbor_program, sldbench_program
-from sld.tasks import Rows, Task, curated_names, load_task, typical_mask
+from sld.tasks import HumanLaw, Rows, Task, curated_names, load_task, typical_mask
 
 TESTS = Path(__file__).resolve().parent
 CURATED = TESTS.parent / "tasks" / "curated"
@@ -72,17 +71,23 @@ def export(task: Task, formula: str, options: FitOptions, folder: Path, stem: st
     return Export(task, law, fitter, r2, program, harbor)
 
 
+def cheap_options(human: HumanLaw) -> FitOptions:
+    """The human law's own loss and space, with one multi-start: what is exported matters here, not its effort."""
+    return FitOptions(space=human.space, loss=human.loss, n_seeds=1)
+
+
 @pytest.fixture(scope="module")
 def human_exports(tmp_path_factory) -> dict[str, list[Export]]:
-    """Per curated task: its best human law, then every human law with no free parameters."""
+    """Per curated task: its best human law by test R², then every human law with no free parameters."""
     folder = tmp_path_factory.mktemp("programs")
     exports: dict[str, list[Export]] = {}
     for name in curated_names():
         task = load_task(name)
-        results = evaluate_human_laws(task)
-        chosen = [best_result(results)] + [r for r in results if not r.evaluation.law.n_params]
-        unique = list({id(r): r for r in chosen}.values())
-        exports[name] = [export(task, r.formula, r.options, folder, f"{name}_{i}") for i, r in enumerate(unique)]
+        fitted = [(human, export(task, human.formula, cheap_options(human), folder, f"{name}_{i}"))
+                  for i, human in enumerate(task.spec.human_laws)]
+        eligible = [case for human, case in fitted if not human.fitted_on_test_rows]
+        best = max(eligible, key=lambda case: case.r2)
+        exports[name] = [best] + [case for _, case in fitted if not case.law.n_params and case is not best]
     return exports
 
 
