@@ -203,6 +203,21 @@ def test_children_with_two_lone_parameters_side_by_side_are_refused():
     assert kept is not None and kept.law.n_params == 4
 
 
+def test_a_child_s_constants_carry_no_binary_noise_from_sympy_arithmetic():
+    """0.1 + 0.2 in a child prints as 0.3, not 0.30000000000000004: the law a user reads is the law fitted."""
+    import sympy
+
+    spec, mutator = setup("chinchilla_epoch_replication")
+    parent = law("chinchilla_epoch_replication", "E + A/N**alpha")
+    A, E = (parse_law(f"{n}*N", spec).params[0] for n in ("A", "E"))
+    N = parent.features[0]
+    noisy = E + (sympy.Float(0.1) + sympy.Float(0.2)) * A * N**(sympy.Float(0.4) + sympy.Float(0.513187))
+    child = mutator.finish((noisy,), "test", "", (parent,))
+    assert child is not None
+    assert "0.3*" in child.law.text and "0.913187" in child.law.text, child.law.text
+    assert "0000000" not in child.law.text and "9999999" not in child.law.text
+
+
 def test_random_mutations_rarely_write_a_redundant_parameter():
     """Chains of random mutations from every parent: how often does the reduction still merge something?
 

@@ -201,7 +201,7 @@ class Mutator:
         operator's child has no more parameters than its parent once reduced.
         """
         try:
-            law = parse_law(law_to_text(outputs), self.profile.spec)
+            law = parse_law(law_to_text(tuple(_without_float_noise(o) for o in outputs)), self.profile.spec)
         except FormulaError:
             return None
         if law.key in {p.key for p in parents}:
@@ -488,6 +488,17 @@ def _round(value: float) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return float(f"{value:.{_SIGNIFICANT_DIGITS}g}")
+
+
+def _without_float_noise(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with each float rounded to 12 significant digits.
+
+    SymPy's arithmetic on the readable constants of a mutation leaves binary
+    noise in the child (0.262*0.0568 prints as 0.014880000000000004); the
+    rounding moves a constant by at most 1e-12 of itself.
+    """
+    floats = expr.atoms(sympy.Float)
+    return expr.xreplace({f: sympy.Float(float(f"{float(f):.12g}")) for f in floats}) if floats else expr
 
 
 def _short(expr: sympy.Expr, limit: int = 60) -> str:
