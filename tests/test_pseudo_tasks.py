@@ -16,7 +16,7 @@ import pytest
 
 from sld.discovery.search.probes import probe_rows
 from sld.discovery.benchmarks.pseudo import read_records, run_benchmark, run_pseudo_campaign, spearman
-from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks
+from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks, single_curves
 from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
     pick_plausible_top, pick_pysr, pick_stable_score, pick_stable_tie, pick_top_search, study,
@@ -83,6 +83,22 @@ def test_every_cut_leaves_enough_runs_and_levels_and_a_thin_one_is_skipped(curat
             assert not made and "parallel_size" in skipped[0]
         else:
             assert made, (name, skipped)
+
+
+def test_single_curves_are_each_group_s_training_runs_alone_without_a_budget(curated):
+    task = curated["sft_scaling_law"]
+    curves = single_curves(task.training_view(), every=5)
+    groups = task.train.group_names
+    assert [c.name for c in curves] == [f"sft_scaling_law#{g}" for g in groups[::5]]
+    test_rows = _row_set(task.test)
+    for curve, group in zip(curves, groups[::5]):
+        assert curve.train.group_names == (group,) and curve.spec.param_budget is None
+        assert _row_set(curve.train) == _row_set(task.train.select(task.train.groups == group))
+        assert not _row_set(curve.train) & test_rows
+        [pseudo] = pseudo_tasks(curve)  # one curve of 12 runs: the largest 2 by data size are cut
+        assert (len(pseudo.train), len(pseudo.test)) == (10, 2)
+        assert pseudo.test.X[:, 0].min() > pseudo.train.X[:, 0].max()
+    assert task.spec.param_budget is not None  # the curated task itself keeps its budget
 
 
 def test_pseudo_test_leaves_out_diverged_runs_only_where_there_are_any(curated):
@@ -268,6 +284,24 @@ def test_run_benchmark_writes_one_json_line_per_campaign(tmp_path):
     assert len(records[0]["laws"]) <= settings.finalists  # top-K, but never fewer than the finalists
     assert records[0]["current_choice"]["index"] is not None
     assert "synthetic_trap/pseudo-joint seed 0" in lines[0]
+
+
+def test_run_benchmark_runs_each_single_curve_s_pseudo_task(tmp_path):
+    rng = np.random.default_rng(5)
+    n = np.tile(np.logspace(6, 9, 10), 2)
+    groups = np.repeat(["a", "b"], 10)
+    loss = np.where(groups == "a", 1.8, 2.1) + 60 * n**-0.3 + rng.normal(0, 0.002, n.size)
+    (tmp_path / "runs.csv").write_text("n,run,loss\n" + "\n".join(
+        f"{a!r},{g},{b!r}" for a, g, b in zip(n.tolist(), groups.tolist(), loss.tolist())) + "\n")
+    (tmp_path / "task.toml").write_text(TASK_TOML.replace('csv = "runs.csv"', 'csv = "runs.csv"\ngroup_column = "run"')
+                                        .replace("test_fraction = 0.2", "test_fraction = 0.1"))
+    task = load_task_file(tmp_path / "task.toml")
+    settings = CampaignSettings(budget=4, workers=0, initial_population=4, finalists=2)
+    lines = []
+    records = run_benchmark(["synthetic_trap"], [0], settings, tmp_path / "runs.jsonl", top_k=2, log=lines.append,
+                            load=lambda name: task, choice_only=True, curves_every=1)
+    assert [r["pseudo_task"] for r in records] == ["synthetic_trap#a/pseudo-joint", "synthetic_trap#b/pseudo-joint"]
+    assert all(set(r["targets"]["groups"]) == {g} for r, g in zip(records, "ab"))
 
 
 def test_a_choice_only_record_keeps_the_choice_and_the_selection_study_refuses_it(tmp_path, capsys):

@@ -49,7 +49,7 @@ from sld.archive import Archive
 from sld.discovery.search.campaign import Campaign, stopped_by_time
 from sld.discovery.proposers.offline import OfflineProposer
 from sld.discovery.benchmarks.campaigns import budget_and_cap
-from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks
+from sld.discovery.benchmarks.pseudo_tasks import PseudoTask, plan_pseudo_tasks, single_curves
 from sld.discovery.search.plausibility import fitted_problem
 from sld.discovery.search.probes import probe_rows
 from sld.discovery.search.selection import worst_fold
@@ -179,13 +179,22 @@ def _finite(value):
 # -- the benchmark ----------------------------------------------------------------
 def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: CampaignSettings,
                   output: Path, top_k: int = TOP_K, append: bool = False,
-                  log: Callable[[str], None] = print, load=load_task, choice_only: bool = False) -> list[dict]:
-    """Every (task, pseudo-task, seed) campaign; each record is appended to ``output`` as it finishes."""
+                  log: Callable[[str], None] = print, load=load_task, choice_only: bool = False,
+                  curves_every: int | None = None) -> list[dict]:
+    """Every (task, pseudo-task, seed) campaign; each record is appended to ``output`` as it finishes.
+
+    ``curves_every``: the pseudo-tasks of every ``curves_every``-th group alone
+    (``single_curves``) instead of the whole task's.
+    """
     records = []
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch, output.open("a" if append else "w", encoding="utf-8") as out:
         for name in task_names:
-            made, skipped = plan_pseudo_tasks(load(name).training_view())
+            view = load(name).training_view()
+            made, skipped = [], []
+            for source in single_curves(view, curves_every) if curves_every else [view]:
+                cut, thin = plan_pseudo_tasks(source)
+                made, skipped = made + cut, skipped + thin
             for line in skipped:
                 log(f"  {line}")
             for pseudo in made:
@@ -293,7 +302,8 @@ def run_cli(args) -> int:
     print(f"offline campaigns on pseudo-tasks (library alone): budget {settings.budget}, {cap}, "
           f"{args.workers} workers, seeds {args.seeds}, top {args.top_k}; records to {output}", flush=True)
     records = run_benchmark(names, args.seeds, settings, output, args.top_k, args.append,
-                            log=lambda s: print(s, flush=True), choice_only=args.choice_only)
+                            log=lambda s: print(s, flush=True), choice_only=args.choice_only,
+                            curves_every=args.single_curves)
     print(format_summary(records), flush=True)
     if not args.choice_only:
         print(selection_study.format_study(selection_study.study(records)), flush=True)

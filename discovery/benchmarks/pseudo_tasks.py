@@ -25,6 +25,12 @@ Cut runs that diverged (a target beyond 8 IQRs of the pseudo-training
 targets' quartiles, the campaign's fit fence; only lr_bsz has any) are left
 out of the pseudo-test: a scaling law is not meant to predict them, and they
 would set every law's pseudo-test R² alike.
+
+``single_curves`` makes short real tables from a task with several groups:
+each group's training runs alone, as a user with one curve of ten runs would
+declare it (no parameter budget), to be cut into pseudo-tasks in turn.  A
+campaign on one curve validates on folds of one to three runs, so these are
+where rules for small tables are designed (docs/selection_protocol.md).
 """
 
 from __future__ import annotations
@@ -88,6 +94,23 @@ def plan_pseudo_tasks(task: TrainingTask | Task, fraction: float = PSEUDO_FRACTI
             data_path=task.data_path, warnings=data_warnings(spec, train), parent=task.name, axis=axis,
             dropped=int(diverged.sum())))
     return made, skipped
+
+
+def single_curves(task: TrainingTask | Task, every: int = 1) -> list[TrainingTask]:
+    """Every ``every``-th group of ``task``'s training rows as a task of its own, named ``NAME#GROUP``.
+
+    No parameter budget and no human laws (a user's one-curve table declares
+    neither); the spec is otherwise the task's.  Only ``task.train`` is read.
+    """
+    rows = task.train
+    curves = []
+    for group in rows.group_names[::every]:
+        spec = task.spec.model_copy(update={"name": f"{task.name}#{group}", "param_budget": None,
+                                            "human_laws": ()})
+        single = rows.select(rows.groups == group)
+        curves.append(TrainingTask(spec=spec, train=single, data_path=task.data_path,
+                                   warnings=data_warnings(spec, single)))
+    return curves
 
 
 def pseudo_tasks(task: TrainingTask | Task, fraction: float = PSEUDO_FRACTION) -> list[PseudoTask]:

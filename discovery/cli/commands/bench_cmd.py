@@ -179,6 +179,13 @@ register_bench_subcommand("discover", "offline campaigns on the curated tasks, s
                           _configure_discover, _run_discover)
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (every K-th group), not {value}")
+    return value
+
+
 # -- sld bench pseudo / selection (logic in ``discovery.pseudo_benchmark``, ``discovery.selection_study``) --
 def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="curated tasks (default: all nine)")
@@ -192,6 +199,9 @@ def _configure_pseudo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--choice-only", action="store_true",
                         help="record the campaigns' own choices without the re-scores and spreads that "
                         "`sld bench selection` needs (about half the time)")
+    parser.add_argument("--single-curves", type=_at_least_one, metavar="K", help="cut pseudo-tasks from every K-th group's "
+                        "training runs alone, without a parameter budget (short real curves, e.g. SFT's 12 "
+                        "runs a group), instead of from each whole task")
     add_search_fit_runs_argument(parser)
 
 
