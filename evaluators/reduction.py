@@ -55,15 +55,21 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
     """``outputs`` with every redundant group of parameters merged into one parameter.
 
     Powers of one base are first combined (``D**beta*D**gamma`` is ``D**(beta + gamma)``,
-    the principal branch makes that exact), so their exponents merge like any sum.
+    the principal branch makes that exact), so their exponents merge like any sum; and the
+    logarithm of a power with a free exponent is written as a product
+    (``A*log(D**alpha)`` is ``A*alpha*log(D)``), so its exponent merges with the coefficient.
     """
     features = frozenset(features)
-    combined = tuple(_combine_powers(o) for o in outputs)
     outputs = tuple(outputs)
     notes: list[str] = []
+    combined = tuple(_combine_powers(o) for o in outputs)
     if combined != outputs:
         notes.append("powers of the same base combined into one power")
         outputs = combined
+    expanded = tuple(_log_of_power_as_product(o, features) for o in outputs)
+    if expanded != outputs:
+        notes.append("the logarithm of a power with a free exponent written as exponent times logarithm")
+        outputs = expanded
     for _ in range(_MAX_PASSES):
         rewriter = _Pass(outputs, features)
         reduced = tuple(rewriter.rewrite(o) for o in outputs)
@@ -77,6 +83,21 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
 def _combine_powers(expr: sympy.Expr) -> sympy.Expr:
     """``x**a*x**b`` as ``x**(a + b)`` wherever a product holds several powers of one base."""
     return sympy.powsimp(expr, combine="exp", deep=True)
+
+
+def _log_of_power_as_product(expr: sympy.Expr, features: frozenset[sympy.Symbol]) -> sympy.Expr:
+    """``log(b**e)`` as ``e*log(b)`` wherever the exponent ``e`` holds a free parameter.
+
+    Exact where the law is real: a base raised to a free (non-integer) exponent
+    is real only where it is positive, and there the two agree.  A numeric
+    exponent is left alone (``log(F**2)`` is real for a negative ``F``).
+    """
+    def has_parameter(e: sympy.Expr) -> bool:
+        return bool(e.free_symbols - features)
+
+    return expr.replace(
+        lambda node: isinstance(node, sympy.log) and node.args[0].is_Pow and has_parameter(node.args[0].exp),
+        lambda node: node.args[0].exp * sympy.log(node.args[0].base))
 
 
 def is_plain(group: sympy.Expr) -> bool:

@@ -53,6 +53,10 @@ def power_law(x, y):
     return 1.5 + 3.0 * x**-0.7
 
 
+def log_law(x, y):
+    return 1.5 + 0.8 * np.log(x)
+
+
 def two_terms(x, y):
     return 1.5 + 3.0 * x**-0.7 + 0.8 * y**-0.4
 
@@ -76,6 +80,8 @@ CASES = [
     Case("exp of a parameter", "exp(c)*x**(-a) + E", "c*x**(-a) + E", power_law, "exp(c) is one free parameter"),
     Case("like terms", "A*x**(-a) + B*x**(-a) + E", "A*x**(-a) + E", power_law, "merged into one term A/x**a"),
     Case("cancels", "A*x**(-a) + E + B - B", "A*x**(-a) + E", power_law, "B cancels out"),
+    Case("log of a free power", "A*log(x**k) + E", "A*log(x) + E", log_law,
+         "the logarithm of a power with a free exponent"),
     Case("in a second term", "A*x**(-a) + C*D*y**(-b) + E", "A*x**(-a) + C*y**(-b) + E", two_terms,
          "C*D merged"),
 ]
@@ -127,6 +133,7 @@ def test_the_budget_counts_the_reduced_parameters():
     "x/c + y/c",  # c occurs twice, in different terms
     "E + A*x**(-a) + B*y**(-b)",  # already identifiable
     "A*x + (A + 1)*y",
+    "A*log(x**2) + E",  # a numeric exponent: log(x**2) is real for a negative x too, 2*log(x) is not
 ])
 def test_laws_without_redundancy_are_left_as_written(text):
     law = parse_law(text, SPEC)
