@@ -494,7 +494,7 @@ def _without_float_noise(expr: sympy.Expr) -> sympy.Expr:
     """``expr`` with each float rounded to 12 significant digits.
 
     SymPy's arithmetic on the readable constants of a mutation leaves binary
-    noise in the child (0.262*0.0568 prints as 0.014880000000000004); the
+    noise in the child (0.1 + 0.2 prints as 0.30000000000000004); the
     rounding moves a constant by at most 1e-12 of itself.
     """
     floats = expr.atoms(sympy.Float)
