@@ -89,10 +89,11 @@ def test_discover_says_when_its_minutes_safety_net_ended_the_campaign(capsys, tm
     code, _, err = run(capsys, "discover", "parallel_scaling_law", "--budget", "100", "--minutes", "1e-6",
                        "--workers", "0", "--quiet", "--archive", tmp_path / "none.sqlite")
     assert code == 2 and "evaluated 0 laws" in err and "raise --minutes" in err  # not "raise --budget"
-    code, out, _ = run(capsys, "discover", "parallel_scaling_law", "--budget", "60", "--minutes", "0.005",
+    # 1.2 s: time for a first law on a loaded machine (0.3 s was not: it ended with none), well short of 100 laws
+    code, out, _ = run(capsys, "discover", "parallel_scaling_law", "--budget", "100", "--minutes", "0.02",
                        "--workers", "0", "--quiet", "--archive", archive)
     assert code == 0 and "stopped on time" in out
     assert "the --minutes safety net ended the campaign before its budget" in out
     code, out, _ = run(capsys, "discover", "parallel_scaling_law", "--resume", "--minutes", "10", "--workers", "0",
                        "--quiet", "--archive", archive)
-    assert code == 0 and "evaluated 60 laws" in out and "safety net ended" not in out
+    assert code == 0 and "evaluated 100 laws" in out and "safety net ended" not in out
