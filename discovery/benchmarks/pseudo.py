@@ -194,7 +194,8 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
             made, skipped = [], []
             for source in single_curves(view, curves_every) if curves_every else [view]:
                 cut, thin = plan_pseudo_tasks(source)
-                made, skipped = made + cut, skipped + thin
+                made += cut
+                skipped += thin
             for line in skipped:
                 log(f"  {line}")
             for pseudo in made:
