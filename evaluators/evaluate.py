@@ -17,7 +17,7 @@ import numpy as np
 
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import Law
-from sld.evaluators.metrics import Metrics, score
+from sld.evaluators.metrics import Metrics, scale_point_nmse, score
 from sld.evaluators.validation import ValidationSplit
 from sld.tasks import Rows, Task, TrainingTask
 
@@ -61,7 +61,8 @@ class Evaluation:
 
 
 def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions | None = None,
-                  fitted: LawFitter | None = None, reference: np.ndarray | None = None) -> Evaluation:
+                  fitted: LawFitter | None = None, reference: np.ndarray | None = None,
+                  scale_points: np.ndarray | None = None) -> Evaluation:
     """Fit ``law`` per group on ``fit_rows``; score on the rows fitted and on ``held_out``.
 
     The fit metrics leave out the runs the fitter's outlier fence left out
@@ -69,11 +70,17 @@ def fit_and_score(law: Law, fit_rows: Rows, held_out: Rows, options: FitOptions 
     made (``law`` fitted on ``fit_rows`` with ``options``), so it is not redone.
     ``reference``: targets whose spread normalises a held-out target that has
     none (``metrics.score``); validation passes the training targets.
+    ``scale_points``: labels of the held-out rows' scale points, to score each
+    point as its own test split (``metrics.scale_point_nmse``; validation only).
     """
     fitter = fitted if fitted is not None else LawFitter(law, options).fit(fit_rows)
     fitted = fit_rows.select(fitter.fitted_mask_) if fitter.n_left_out_ else fit_rows
     fit_metrics = score(fitted.y, fitter.predict(fitted), fitted.groups)
-    held_metrics = score(held_out.y, fitter.predict(held_out), held_out.groups, reference)
+    predictions = fitter.predict(held_out)
+    held_metrics = score(held_out.y, predictions, held_out.groups, reference)
+    if scale_points is not None and not held_metrics.failed:
+        nmse = scale_point_nmse(held_out.y, predictions, scale_points, reference)
+        held_metrics = replace(held_metrics, nmse=nmse, r2=1.0 - nmse)
     reason = fitter.failure_reason_ or (held_metrics.reason if held_metrics.failed else "")
     diagnostics = {
         "starts": int(sum(f.n_starts for f in fitter.group_fits_.values())),
@@ -107,7 +114,8 @@ def evaluate_on_validation(
     mean is what selection ranks laws by.
     """
     # a fold of one held-out run (a short curve) has no target spread of its own to normalise by
-    evaluations = [fit_and_score(law, fit, held, options, reference=task.train.y)
+    evaluations = [fit_and_score(law, fit, held, options, reference=task.train.y,
+                                 scale_points=split.scale_points(task, held))
                    for fit, held in split.fold_pairs(task)]
     first = evaluations[0]
     failed = [e for e in evaluations if e.failed]

@@ -11,6 +11,13 @@ target saturated at one value), NMSE and NMAE are undefined; with
 ``reference`` given (validation passes the training targets), that output is
 normalised by the reference's spread instead, so that a fold of one run still
 ranks laws by their error.  Test metrics are never given one.
+
+``scale_point_nmse`` scores held-out runs at each scale point they cover, as a
+test split of one scale point (the next model, swept over its learning rate or
+its experts) is scored: there R² is relative to the spread *at* that scale, so
+a law that gets the level right but not how the other settings move it scores
+near zero, however well it would rank across scales.  Validation may use it
+(``ValidationSplit.per_scale_point``); test metrics never do.
 """
 
 from __future__ import annotations
@@ -112,6 +119,38 @@ def _finite_scores(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | 
         r2=1.0 - nmse, nmse=nmse, nmae=nmae, mse=float(np.mean(mse)), mae=float(np.mean(mae)),
         n=n, per_group=per_group,
     )
+
+
+MIN_SCALE_POINT_RUNS = 4  # fewer held-out runs at one scale point give no spread worth normalising by
+
+
+def scale_point_nmse(y_true: np.ndarray, y_pred: np.ndarray, points: np.ndarray,
+                     reference: np.ndarray | None = None, min_runs: int = MIN_SCALE_POINT_RUNS) -> float:
+    """NMSE with each scale point of at least ``min_runs`` runs normalised by its own spread.
+
+    ``points`` labels each row's scale point (its group and scale features).
+    A point with ``min_runs`` runs or more whose targets vary is scored as its
+    own test split (its MSE over its variance, per output); the other rows are
+    pooled and scored as ``score`` would.  The result is the row-weighted mean,
+    so a task whose runs each sit at their own scale point scores as before.
+    Predictions must be finite (``score`` reports the failure otherwise).
+    """
+    y_true, y_pred = _as_matrix(y_true), _as_matrix(y_pred)
+    points = np.asarray(points)
+    labels, counts = np.unique(points, return_counts=True)
+    own = np.zeros(len(points), dtype=bool)
+    total = 0.0
+    for label, count in zip(labels, counts):
+        rows = points == label
+        variance = np.var(y_true[rows], axis=0)
+        if count >= min_runs and np.all(variance > 0):
+            own |= rows
+            total += count * float(np.mean(np.mean((y_pred[rows] - y_true[rows]) ** 2, axis=0) / variance))
+    if own.any() and not own.all():
+        total += (~own).sum() * score(y_true[~own], y_pred[~own], reference=reference).nmse
+    elif not own.any():
+        return score(y_true, y_pred, reference=reference).nmse
+    return total / len(points)
 
 
 def _as_matrix(values: np.ndarray) -> np.ndarray:

@@ -42,7 +42,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sld.tasks import (
-    Rows, SLDError, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, typical_mask,
+    Rows, SLDError, TaskSpec, TrainingTask, largest_scale_mask, random_fold_labels, scale_point_labels,
+    typical_mask,
 )
 
 
@@ -64,6 +65,7 @@ class ValidationSplit:
     outlier_fence: float | None = 3.0  # in interquartile ranges; None scores every held-out row
     all_random_folds: bool = False  # tasks without a scale: score every fold, not just ``folds``
     max_fit_runs: int | None = None  # per group and fold; None fits every run
+    per_scale_point: bool = False  # score held-out runs at each scale point they cover (metrics.scale_point_nmse)
 
     def thorough(self) -> "ValidationSplit":
         """The same cuts with every fold scored and every run fitted: the final choice's split."""
@@ -76,6 +78,18 @@ class ValidationSplit:
         same folds, and cutting a many-group task costs more than fitting a small law.
         """
         return list(_cached_fold_pairs(self, task))
+
+    def scale_points(self, task: TrainingTask, rows: Rows) -> np.ndarray | None:
+        """Each row's scale point (group and scale features) as an integer label, if scored per point.
+
+        None unless ``per_scale_point`` is set and the task declares a scale:
+        a task with no scale feature has one "point", which is no test split
+        of the next scale.
+        """
+        columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
+        if not self.per_scale_point or not columns:
+            return None
+        return scale_point_labels(rows, columns)
 
     def check(self, task: TrainingTask) -> None:
         """Raise ``ValidationError`` if the target is constant, or no training run can be held out.

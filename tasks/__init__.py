@@ -1,7 +1,7 @@
 """Curated scaling-law tasks and users' own tasks: specs, rows and splits."""
 
 from sld.tasks.errors import SLDError, TaskError
-from sld.tasks.rows import Rows, largest_scale_mask, random_fold_labels, typical_mask
+from sld.tasks.rows import Rows, largest_scale_mask, random_fold_labels, scale_point_labels, typical_mask
 from sld.tasks.spec import Feature, HumanLaw, Target, TaskSpec
 from sld.tasks.task import Task, TrainingTask, curated_names, load_task, load_task_file
 
@@ -17,6 +17,6 @@ def resolve_task(name: str | None = None, task_file: str | None = None) -> Task:
 
 __all__ = [
     "Feature", "HumanLaw", "Rows", "SLDError", "Target", "Task", "TaskError", "TaskSpec",
-    "TrainingTask", "curated_names", "largest_scale_mask", "load_task", "load_task_file",
+    "TrainingTask", "curated_names", "largest_scale_mask", "scale_point_labels", "load_task", "load_task_file",
     "random_fold_labels", "resolve_task", "typical_mask",
 ]

@@ -105,6 +105,18 @@ def largest_scale_mask(
     return mask
 
 
+def scale_point_labels(rows: Rows, scale_columns: list[int]) -> np.ndarray:
+    """An integer per row naming its scale point: its group and its values of the scale features.
+
+    Runs at one scale point differ only in settings that are not scale (a
+    learning rate, a batch size, a number of experts): a test split of one
+    larger model swept over those settings is one scale point.
+    """
+    keys = [(group, *x) for group, x in zip(rows.groups.tolist(), rows.X[:, scale_columns].tolist())]
+    index: dict[tuple, int] = {}
+    return np.array([index.setdefault(key, len(index)) for key in keys], dtype=int)
+
+
 def typical_mask(y: np.ndarray, fence: float | None) -> np.ndarray:
     """Rows whose every target lies within ``fence`` interquartile ranges of the quartiles.
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from sld.evaluators.metrics import FAILED_R2, score
+from sld.evaluators.metrics import FAILED_R2, scale_point_nmse, score
 
 
 def sldbench_by_hand(y_true: list[list[float]], y_pred: list[list[float]]) -> dict[str, float]:
@@ -141,3 +141,34 @@ def test_a_target_without_spread_is_normalised_by_the_reference_when_one_is_give
     # a target that has spread is normalised by its own, reference or not
     spread = score(np.array([[1.0], [3.0]]), np.array([[1.5], [3.0]]), reference=reference)
     assert spread.nmse == score(np.array([[1.0], [3.0]]), np.array([[1.5], [3.0]])).nmse
+
+
+def test_each_scale_point_of_enough_runs_is_scored_against_its_own_spread():
+    """SYNTHETIC: two scale points of 5 runs, a sweep around two levels; a law that gets only the levels."""
+    sweep = np.array([0.0, 0.01, 0.03, 0.01, 0.0])
+    y_true = np.concatenate([2.5 + sweep, 2.2 + sweep])
+    level_only = np.concatenate([np.full(5, 2.5 + sweep.mean()), np.full(5, 2.2 + sweep.mean())])
+    points = np.repeat([0, 1], 5)
+    # pooled, the levels explain nearly all the spread; at each point the law explains none of it
+    assert score(y_true, level_only).r2 > 0.99
+    assert scale_point_nmse(y_true, level_only, points) == pytest.approx(1.0)
+    shifted = level_only + 0.01  # a level error adds its square over each point's variance
+    by_hand = sum(np.mean((shifted[k * 5:k * 5 + 5] - y_true[k * 5:k * 5 + 5]) ** 2)
+                  / np.var(y_true[k * 5:k * 5 + 5]) for k in (0, 1)) / 2
+    assert by_hand == pytest.approx(1.0 + 0.01**2 / np.var(sweep))
+    assert scale_point_nmse(y_true, shifted, points) == pytest.approx(by_hand)
+
+
+def test_runs_each_at_their_own_scale_point_score_as_the_pooled_nmse(synthetic_predictions):
+    y_true, y_pred, _ = synthetic_predictions
+    assert scale_point_nmse(y_true, y_pred, np.arange(len(y_true))) == pytest.approx(score(y_true, y_pred).nmse)
+
+
+def test_points_with_too_few_runs_are_pooled_and_weighted_by_their_runs():
+    """SYNTHETIC: one point of 4 runs scored on its own; 3 runs at 3 other points pooled."""
+    y_true = np.array([1.0, 1.2, 1.1, 1.3, 3.0, 4.0, 5.0])
+    y_pred = y_true + np.array([0.05, -0.05, 0.0, 0.1, 0.3, -0.2, 0.1])
+    points = np.array([0, 0, 0, 0, 1, 2, 3])
+    own = np.mean((y_pred[:4] - y_true[:4]) ** 2) / np.var(y_true[:4])
+    rest = score(y_true[4:], y_pred[4:]).nmse
+    assert scale_point_nmse(y_true, y_pred, points) == pytest.approx((4 * own + 3 * rest) / 7)

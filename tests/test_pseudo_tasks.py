@@ -262,6 +262,8 @@ def test_the_harness_records_planted_and_trap_laws_end_to_end(tmp_path):
     # the recorded figure is evaluate_on_test's on the pseudo-task, with the campaign's full-fit options
     again = evaluate_on_test(parse_law(PLANTED, task.spec), pseudo, settings.full_fit())
     assert planted["pseudo_test"]["r2"] == pytest.approx(again.held_out.r2, abs=1e-9)
+    # each pseudo-test run sits at its own scale point, so scoring per point is the pooled figure
+    assert planted["pseudo_test"]["r2_per_point"] == pytest.approx(planted["pseudo_test"]["r2"], abs=1e-12)
     assert len(planted["test_predictions"]) == len(pseudo.test)
     assert len(planted["probe_predictions"]) == record["probes"]["n"] == len(probe_rows(pseudo.spec, pseudo.train))
     # probes lie beyond the largest pseudo-training run, from the training rows alone

@@ -52,3 +52,11 @@ def test_a_campaign_archived_before_independent_multi_starts_resumes_with_one():
     stored = CampaignSettings(seed=2).model_dump()
     del stored["fit"]["n_seeds"]
     assert CampaignSettings.from_archive(stored).fit.n_seeds == 1
+
+
+def test_per_scale_point_validation_is_an_option_off_by_default_and_off_for_older_campaigns():
+    assert CampaignSettings().validation_split().per_scale_point is False
+    assert CampaignSettings(validation_per_scale_point=True).validation_split().per_scale_point is True
+    stored = CampaignSettings(seed=2).model_dump()
+    del stored["validation_per_scale_point"]
+    assert CampaignSettings.from_archive(stored).validation_per_scale_point is False

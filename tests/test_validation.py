@@ -135,3 +135,36 @@ def test_a_constant_target_fails_in_one_line():
                         data_path=task.data_path)
     with pytest.raises(ValidationError, match="target column 'loss' of synthetic_split takes one value"):
         ValidationSplit().check(flat)
+
+
+def _sweep_task() -> TrainingTask:
+    """SYNTHETIC: 6 model sizes, each swept over 5 learning rates; loss is a valley in log lr."""
+    N, lr = np.meshgrid(10.0 ** np.arange(6, 12), np.logspace(-4, -2, 5), indexing="ij")
+    loss = 2 + 500 / N**0.3 + 0.005 * (np.log(lr) - np.log(1e-3)) ** 2
+    spec = TaskSpec(
+        name="synthetic_sweep", description="synthetic planted valley",
+        features=[{"column": "n", "symbol": "N", "meaning": "size"},
+                  {"column": "lr", "symbol": "lr", "meaning": "learning rate"}],
+        targets=[{"column": "loss", "meaning": "loss"}], group_column="group", split_column="split",
+        scale=("n",),
+    )
+    rows = Rows(np.column_stack([N.ravel(), lr.ravel()]), loss.ravel()[:, None], np.full(N.size, "all", dtype=object))
+    return TrainingTask(spec=spec, train=rows, data_path=Path("s.csv"))
+
+
+def test_per_scale_point_scoring_asks_a_law_for_the_sweep_at_each_held_out_size():
+    from sld.evaluators.evaluate import evaluate_on_validation
+    from sld.evaluators.formula import parse_law
+
+    task = _sweep_task()
+    pooled, per_point = ValidationSplit(folds=1), ValidationSplit(folds=1, per_scale_point=True)
+    assert pooled.scale_points(task, task.train) is None
+    [(_, held)] = per_point.fold_pairs(task)
+    labels = per_point.scale_points(task, held)
+    assert len(set(labels.tolist())) == len(set(held.X[:, 0].tolist()))  # one label per held-out size
+    no_valley = parse_law("E + A/N**a", task.spec)
+    valley = parse_law("E + A/N**a + C*(log(lr) - x0)**2", task.spec)
+    # pooled, the sizes' levels carry most of the spread and a law without the valley still scores well
+    assert evaluate_on_validation(no_valley, task, pooled).held_out.nmse < 0.3
+    assert evaluate_on_validation(no_valley, task, per_point).held_out.nmse > 0.9
+    assert evaluate_on_validation(valley, task, per_point).held_out.nmse < 1e-6

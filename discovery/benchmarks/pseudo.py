@@ -58,8 +58,8 @@ from sld.discovery.search.workers import EvaluationPool
 from sld.evaluators.bootstrap import prediction_spread
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
-from sld.evaluators.metrics import Metrics, score
-from sld.tasks import curated_names, load_task
+from sld.evaluators.metrics import Metrics, scale_point_nmse, score
+from sld.tasks import curated_names, load_task, scale_point_labels
 from sld.tasks.errors import SLDError
 
 TOP_K = 16
@@ -90,6 +90,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
             rescored = dict(pool.evaluate([m.law.text for m in top]))
     probes = probe_rows(task.spec, task.train)
+    points = scale_point_labels(task.test, [task.spec.feature_columns.index(c) for c in task.spec.scale])
     target_std = np.std(task.train.y, axis=0)
     spread_started = time.monotonic()
     # the finalists' spreads, as final_choice='stable' measures them
@@ -109,12 +110,13 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
+            per_point = None if failed else 1.0 - scale_point_nmse(task.test.y, predicted, points)
             implausible = fitted_problem(fitter, task.train, at_probes)
         except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
             predicted = np.full(task.test.y.shape, np.nan)
             at_probes = np.full((len(probes), task.test.y.shape[1]), np.nan)
             metrics = Metrics.failure(len(task.test), f"{type(err).__name__}: {err}")
-            failed, reason = True, metrics.reason
+            failed, reason, per_point = True, metrics.reason, None
             implausible = f"its refit on every training run failed: {reason}"
         laws.append({
             "rank": rank, "formula": member.law.text, "key": member.law.key,
@@ -123,7 +125,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                        "folds": [f.get("nmse") for f in search_folds[rank]]},
             "full": _rescore_record(again),
             "pseudo_test": {"r2": metrics.r2, "r2_clipped": metrics.clipped_r2, "nmse": metrics.nmse,
-                            "failed": failed, "reason": reason[:200]},
+                            "r2_per_point": per_point, "failed": failed, "reason": reason[:200]},
             "test_predictions": predicted.tolist(),
             "probe_predictions": at_probes.tolist(),
             "implausible": implausible[:300] if implausible else None,  # ``search.plausibility``'s verdict
@@ -207,7 +209,8 @@ def run_benchmark(task_names: Sequence[str], seeds: Sequence[int], settings: Cam
                     out.flush()
                     records.append(record)
                     row = summarize(record)
-                    log(f"  {pseudo.name} seed {seed}: current {row['current']:.3f}, best of top-{top_k} "
+                    log(f"  {pseudo.name} seed {seed}: current {row['current']:.3f} "
+                        f"({row['current_per_point']:.3f} per scale point), best of top-{top_k} "
                         f"{row['best']:.3f}, median {row['median']:.3f}, ρ {row['spearman']:+.2f} "
                         f"({record['evaluated']} laws, {record['seconds']:.0f} s)"
                         + ("  [stopped by the --minutes safety net, not the budget]"
@@ -240,6 +243,20 @@ def clipped(law: dict) -> float:
     return -1.0 if r2 is None or law["pseudo_test"]["failed"] else float(r2)
 
 
+def clipped_per_point(law: dict) -> float:
+    """The pseudo-test R² with each scale point scored against its own spread, clipped to [−1, 1].
+
+    ``metrics.scale_point_nmse``: what a test split of one larger model, swept
+    over its other settings, measures.  Records written before it existed give
+    the pooled figure.
+    """
+    test = law["pseudo_test"]
+    if "r2_per_point" not in test:
+        return clipped(law)
+    r2 = test["r2_per_point"]
+    return -1.0 if r2 is None or test["failed"] else float(min(1.0, max(-1.0, r2)))
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN with under 3 points or no spread."""
     if len(x) < 3:
@@ -265,8 +282,11 @@ def summarize(record: dict) -> dict:
     """Current choice, best and median of the top-K, Spearman(−search score, pseudo-test R²)."""
     r2 = [clipped(law) for law in record["laws"]]
     if not r2:
-        return {"current": -1.0, "best": -1.0, "median": -1.0, "spearman": math.nan}
-    return {"current": float(record["current_choice"]["pseudo_test_r2"]), "best": max(r2),
+        return {"current": -1.0, "current_per_point": -1.0, "best": -1.0, "median": -1.0, "spearman": math.nan}
+    chosen = record["current_choice"]["index"]
+    return {"current": float(record["current_choice"]["pseudo_test_r2"]),
+            "current_per_point": clipped_per_point(record["laws"][chosen]) if chosen is not None else -1.0,
+            "best": max(r2),
             "median": statistics.median(r2),
             "spearman": spearman([-law["search"]["score"] for law in record["laws"]], r2)}
 
@@ -276,15 +296,19 @@ def format_summary(records: Sequence[dict]) -> str:
     by_pseudo: dict[str, list[dict]] = {}
     for record in records:
         by_pseudo.setdefault(record["pseudo_task"], []).append(summarize(record))
-    lines = [f"{'pseudo-task':52s} {'seeds':>5s} {'current':>8s} {'best':>7s} {'median':>7s} {'ρ':>6s}"]
+    lines = [f"{'pseudo-task':52s} {'seeds':>5s} {'current':>8s} {'per pt':>7s} {'best':>7s} {'median':>7s} "
+             f"{'ρ':>6s}"]
     for name, rows in by_pseudo.items():
         rho = [r["spearman"] for r in rows if math.isfinite(r["spearman"])]
         lines.append(f"{name:52s} {len(rows):5d} {statistics.fmean(r['current'] for r in rows):8.3f} "
+                     f"{statistics.fmean(r['current_per_point'] for r in rows):7.3f} "
                      f"{statistics.fmean(r['best'] for r in rows):7.3f} "
                      f"{statistics.fmean(r['median'] for r in rows):7.3f} "
                      f"{(statistics.fmean(rho) if rho else math.nan):+6.2f}")
-    lines.append("pseudo-test R² clipped to [−1, 1]; current: the campaign's final choice; best, median: "
-                 "over the top-K laws by search score; ρ: Spearman(−search score, pseudo-test R²) over them")
+    lines.append("pseudo-test R² clipped to [−1, 1]; current: the campaign's final choice; per pt: its R² with "
+                 "each scale point of 4 runs or more scored against its own spread (as a test split of one "
+                 "larger model is); best, median: over the top-K laws by search score; ρ: Spearman(−search "
+                 "score, pseudo-test R²) over them")
     return "\n".join(lines)
 
 

@@ -44,6 +44,10 @@ class CampaignSettings(BaseModel):
     validation_fence: float | None = Field(
         default=3.0, gt=0, description="IQRs: validation runs whose target lies further from the training "
         "quartiles are not scored (the fit's own fence, for training runs, is fit.outlier_fence)")
+    validation_per_scale_point: bool = Field(
+        default=False, description="score held-out runs at each scale point of at least 4 of them "
+        "against that point's own spread, as a test split of one larger model swept over its other "
+        "settings is scored (a law must predict how those settings move the loss there)")
     # Measured (docs/campaigns.md, "Screening fits"): on the learning-rate sweep (1,911 runs in one
     # group) 256 cut a 400-law campaign from 11 to under 3 minutes on 2 cores with the same
     # pseudo-test quality; groups of at most 256 runs (all but two curated tasks) are unaffected.
@@ -171,7 +175,8 @@ class CampaignSettings(BaseModel):
     def validation_split(self) -> ValidationSplit:
         """The search's cuts of the training rows: its folds, fence, seed and screening subsets."""
         return ValidationSplit(fraction=self.validation_fraction, seed=self.seed, folds=self.validation_folds,
-                               outlier_fence=self.validation_fence, max_fit_runs=self.search_fit_runs)
+                               outlier_fence=self.validation_fence, max_fit_runs=self.search_fit_runs,
+                               per_scale_point=self.validation_per_scale_point)
 
     def full_fit(self) -> FitOptions:
         """The campaign's loss, space and fence with a one-off fit's full-effort search.
@@ -182,6 +187,7 @@ class CampaignSettings(BaseModel):
 
 
 # Settings added after campaigns were first archived, with the value that reproduces an older campaign.
-_BEFORE_THEY_EXISTED: dict[str, object] = {"search_fit_runs": None, "plausible_width": None}
+_BEFORE_THEY_EXISTED: dict[str, object] = {"search_fit_runs": None, "plausible_width": None,
+                                           "validation_per_scale_point": False}
 # Likewise for the search's fit options (``fit``): one multi-start before independent ones existed.
 _FIT_BEFORE_IT_EXISTED: dict[str, object] = {"n_seeds": 1}
