@@ -66,6 +66,10 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
     if combined != outputs:
         notes.append("powers of the same base combined into one power")
         outputs = combined
+    unwrapped = tuple(_log_of_exp(o) for o in outputs)
+    if unwrapped != outputs:
+        notes.append("the logarithm of an exponential written as its exponent")
+        outputs = unwrapped
     expanded = tuple(_log_of_power_as_product(o, features) for o in outputs)
     if expanded != outputs:
         notes.append("the logarithm of a power with a free exponent written as exponent times logarithm")
@@ -83,6 +87,15 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
 def _combine_powers(expr: sympy.Expr) -> sympy.Expr:
     """``x**a*x**b`` as ``x**(a + b)`` wherever a product holds several powers of one base."""
     return sympy.powsimp(expr, combine="exp", deep=True)
+
+
+def _log_of_exp(expr: sympy.Expr) -> sympy.Expr:
+    """``log(exp(u))`` as ``u``: exact for a real ``u`` (SymPy keeps it, not knowing ``u`` is real).
+
+    It also spares the fit an ``exp`` that overflows where ``u`` is merely large.
+    """
+    return expr.replace(lambda node: isinstance(node, sympy.log) and isinstance(node.args[0], sympy.exp),
+                        lambda node: node.args[0].args[0])
 
 
 def _log_of_power_as_product(expr: sympy.Expr, features: frozenset[sympy.Symbol]) -> sympy.Expr:

@@ -82,6 +82,9 @@ CASES = [
     Case("cancels", "A*x**(-a) + E + B - B", "A*x**(-a) + E", power_law, "B cancels out"),
     Case("log of a free power", "A*log(x**k) + E", "A*log(x) + E", log_law,
          "the logarithm of a power with a free exponent"),
+    # SymPy itself writes log(exp(k*x)) as k*x, but keeps log(exp(u)) where u is not known real
+    Case("log of an exponential", "A*log(exp(x**(-a))) + E", "A*x**(-a) + E", power_law,
+         "the logarithm of an exponential written as its exponent"),
     Case("in a second term", "A*x**(-a) + C*D*y**(-b) + E", "A*x**(-a) + C*y**(-b) + E", two_terms,
          "C*D merged"),
 ]
