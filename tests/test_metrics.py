@@ -172,3 +172,13 @@ def test_points_with_too_few_runs_are_pooled_and_weighted_by_their_runs():
     own = np.mean((y_pred[:4] - y_true[:4]) ** 2) / np.var(y_true[:4])
     rest = score(y_true[4:], y_pred[4:]).nmse
     assert scale_point_nmse(y_true, y_pred, points) == pytest.approx((4 * own + 3 * rest) / 7)
+
+
+def test_a_lone_run_beside_the_scored_points_is_normalised_by_the_reference():
+    """SYNTHETIC: one point of 4 runs and one run alone, whose own spread is zero."""
+    y_true = np.array([1.0, 1.2, 1.1, 1.3, 3.0])
+    y_pred = y_true + np.array([0.05, -0.05, 0.0, 0.1, 0.3])
+    points = np.array([0, 0, 0, 0, 1])
+    own = np.mean((y_pred[:4] - y_true[:4]) ** 2) / np.var(y_true[:4])
+    lone = 0.3**2 / np.var(y_true)
+    assert scale_point_nmse(y_true, y_pred, points, reference=y_true) == pytest.approx((4 * own + lone) / 5)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from sld.discovery.search.probes import probe_rows
-from sld.discovery.benchmarks.pseudo import read_records, run_benchmark, run_pseudo_campaign, spearman
+from sld.discovery.benchmarks.pseudo import (format_summary, read_records, run_benchmark, run_pseudo_campaign,
+                                             spearman, summarize)
 from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks, single_curves
 from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
@@ -272,6 +273,23 @@ def test_the_harness_records_planted_and_trap_laws_end_to_end(tmp_path):
     assert planted["implausible"] is None  # the planted power law continues inside the band
     result = study([record])
     assert {r.name for r in result.rules} == {r.name for r in RULES}
+
+
+def _law_record(rank: int, r2: float, **pseudo_test) -> dict:
+    return {"rank": rank, "search": {"score": 0.1 * (rank + 1)},
+            "pseudo_test": {"r2": r2, "r2_clipped": r2, "failed": False, **pseudo_test}}
+
+
+def test_the_summary_gives_the_choice_s_r2_per_scale_point_and_falls_back_for_older_records():
+    laws = [_law_record(0, 0.9, r2_per_point=-3.0), _law_record(1, 0.8, r2_per_point=0.4)]
+    record = {"pseudo_task": "t/pseudo-joint", "current_choice": {"index": 0, "pseudo_test_r2": 0.9}, "laws": laws}
+    row = summarize(record)
+    assert row["current"] == 0.9 and row["current_per_point"] == -1.0  # clipped, as the pooled figure is
+    older = {**record, "laws": [_law_record(0, 0.9), _law_record(1, 0.8)]}  # written before r2_per_point
+    assert summarize(older)["current_per_point"] == 0.9
+    table = format_summary([record, older])
+    assert "per pt" in table.splitlines()[0]
+    assert table.splitlines()[1].split()[1:4] == ["2", "0.900", "-0.050"]  # seeds, current, per pt (means)
 
 
 def test_run_benchmark_writes_one_json_line_per_campaign(tmp_path):

@@ -110,7 +110,8 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
-            per_point = None if failed else 1.0 - scale_point_nmse(task.test.y, predicted, points)
+            # a lone run beside the scored points has no spread of its own: the pseudo-test's normalises it
+            per_point = None if failed else 1.0 - scale_point_nmse(task.test.y, predicted, points, task.test.y)
             implausible = fitted_problem(fitter, task.train, at_probes)
         except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
             predicted = np.full(task.test.y.shape, np.nan)
