@@ -57,7 +57,8 @@ def reduce_law(outputs: Iterable[sympy.Expr], features: Iterable[sympy.Symbol]) 
     Powers of one base are first combined (``D**beta*D**gamma`` is ``D**(beta + gamma)``,
     the principal branch makes that exact), so their exponents merge like any sum; and the
     logarithm of a power with a free exponent is written as a product
-    (``A*log(D**alpha)`` is ``A*alpha*log(D)``), so its exponent merges with the coefficient.
+    (``A*log(D**alpha)`` is ``A*alpha*log(D)``), so its exponent merges with the coefficient;
+    and the logarithm of an exponential is its exponent.
     """
     features = frozenset(features)
     outputs = tuple(outputs)

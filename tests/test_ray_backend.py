@@ -28,7 +28,8 @@ from test_resume_kill import _count_evaluated  # noqa: E402
 
 TASK = "parallel_scaling_law"
 # Small but past the initial population, so children (bred from the scores) are evaluated too.
-SETTINGS = dict(seed=0, budget=40, initial_population=12, workers=2, finalists=2)  # a short final stage: not what is tested
+# A short final stage (2 finalists, no ensemble: 3 more full refits): not what is tested.
+SETTINGS = dict(seed=0, budget=40, initial_population=12, workers=2, finalists=2, ensemble_size=0)
 
 
 @pytest.fixture(scope="module")
