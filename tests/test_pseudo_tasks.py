@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from sld.discovery.search.probes import probe_rows
-from sld.discovery.benchmarks.pseudo import (format_summary, read_records, run_benchmark, run_pseudo_campaign,
-                                             spearman, summarize)
+from sld.discovery.benchmarks.pseudo import (format_summary, r2_per_scale_point, read_records, run_benchmark,
+                                             run_pseudo_campaign, spearman, summarize)
 from sld.discovery.benchmarks.pseudo_tasks import min_runs_per_group, plan_pseudo_tasks, pseudo_tasks, single_curves
 from sld.discovery.benchmarks.selection_study import (
     RULES, Rule, ensemble_r2, loto, pick_consensus, pick_current_recomputed, pick_full_mean, pick_full_worst,
@@ -27,7 +27,7 @@ from sld.evaluators.evaluate import evaluate_on_test
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
 from sld.evaluators.metrics import score
-from sld.tasks import curated_names, load_task, load_task_file
+from sld.tasks import curated_names, load_task, load_task_file, scale_point_labels
 from sld.tasks.rows import scale_rank
 
 
@@ -352,3 +352,18 @@ def test_sld_bench_selection_prints_the_rules_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "t1/pseudo-joint" in out and "g ensemble median top-5" in out
     assert "leave-one-task-out choice" in out
+
+
+def test_r2_per_scale_point_scores_each_swept_point_and_pools_a_task_without_scale():
+    [lr_cut] = [p for p in pseudo_tasks(load_task("lr_bsz_scaling_law").training_view()) if p.axis == "joint"]
+    rows = lr_cut.test
+    columns = [lr_cut.spec.feature_columns.index(c) for c in lr_cut.spec.scale]
+    labels = scale_point_labels(rows, columns)
+    assert len(set(labels.tolist())) >= 2  # several models, each swept over lr and bsz
+    # the mean at each point: right on the levels, and nothing of the sweep
+    level_only = np.array([rows.y[labels == k].mean() for k in labels])[:, None]
+    assert score(rows.y, level_only).r2 > 0.4  # pooled, the levels alone explain about half the spread
+    assert r2_per_scale_point(lr_cut.spec, rows, level_only) == pytest.approx(0.0, abs=1e-9)
+    mixture = pseudo_tasks(load_task("domain_mixture_scaling_law").training_view())[0]
+    noisy = mixture.test.y + 0.01
+    assert r2_per_scale_point(mixture.spec, mixture.test, noisy) == pytest.approx(score(mixture.test.y, noisy).r2)

@@ -59,7 +59,7 @@ from sld.evaluators.bootstrap import prediction_spread
 from sld.evaluators.fitting import LawFitter
 from sld.evaluators.formula import parse_law
 from sld.evaluators.metrics import Metrics, scale_point_nmse, score
-from sld.tasks import curated_names, load_task, scale_point_labels
+from sld.tasks import Rows, curated_names, load_task, scale_point_labels
 from sld.tasks.errors import SLDError
 
 TOP_K = 16
@@ -90,7 +90,6 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
         with EvaluationPool(training, thorough, full, settings.workers, timeout) as pool:
             rescored = dict(pool.evaluate([m.law.text for m in top]))
     probes = probe_rows(task.spec, task.train)
-    points = scale_point_labels(task.test, [task.spec.feature_columns.index(c) for c in task.spec.scale])
     target_std = np.std(task.train.y, axis=0)
     spread_started = time.monotonic()
     # the finalists' spreads, as final_choice='stable' measures them
@@ -110,8 +109,7 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
             predicted, at_probes = fitter.predict(task.test), fitter.predict(probes)
             metrics = score(task.test.y, predicted, task.test.groups)
             failed, reason = bool(metrics.failed or fitter.failed_), fitter.failure_reason_ or metrics.reason
-            # a lone run beside the scored points has no spread of its own: the pseudo-test's normalises it
-            per_point = None if failed else 1.0 - scale_point_nmse(task.test.y, predicted, points, task.test.y)
+            per_point = None if failed else r2_per_scale_point(task.spec, task.test, predicted)
             implausible = fitted_problem(fitter, task.train, at_probes)
         except Exception as err:  # a refit that crashes (e.g. a LinAlgError) is a failed law, not a failed run
             predicted = np.full(task.test.y.shape, np.nan)
@@ -154,6 +152,19 @@ def run_pseudo_campaign(task: PseudoTask, settings: CampaignSettings, archive_pa
                            else -1.0},
         "laws": laws,
     })
+
+
+def r2_per_scale_point(spec, rows: Rows, predicted: np.ndarray) -> float:
+    """R² of ``predicted`` with each scale point of ``rows`` scored against its own spread.
+
+    ``metrics.scale_point_nmse``; a lone run beside the scored points has no
+    spread of its own, so the rows' spread normalises it.  A task without a
+    scale feature has no scale points: its pooled R².
+    """
+    columns = [spec.feature_columns.index(c) for c in spec.scale]
+    if not columns:
+        return score(rows.y, predicted).r2
+    return 1.0 - scale_point_nmse(rows.y, predicted, scale_point_labels(rows, columns), rows.y)
 
 
 def _rescore_record(again) -> dict:
