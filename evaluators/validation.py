@@ -86,7 +86,7 @@ class ValidationSplit:
         a task with no scale feature has one "point", which is no test split
         of the next scale.
         """
-        columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
+        columns = task.spec.scale_indices
         if not self.per_scale_point or not columns:
             return None
         return scale_point_labels(rows, columns)
@@ -122,7 +122,7 @@ class ValidationSplit:
 
     def _cut_all(self, task: TrainingTask) -> list[tuple[Rows, Rows]]:
         rows = task.train
-        columns = [task.spec.feature_columns.index(c) for c in task.spec.scale]
+        columns = task.spec.scale_indices
         typical = typical_mask(rows.y, self.outlier_fence)
         if not columns:
             return self._random_pairs(rows, typical)

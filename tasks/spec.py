@@ -133,5 +133,10 @@ class TaskSpec(_Frozen):
         return tuple(f.column for f in self.features)
 
     @property
+    def scale_indices(self) -> list[int]:
+        """Positions of the ``scale`` columns among the features (columns of ``Rows.X``)."""
+        return [self.feature_columns.index(c) for c in self.scale]
+
+    @property
     def target_columns(self) -> tuple[str, ...]:
         return tuple(t.column for t in self.targets)

@@ -188,7 +188,7 @@ def _task_from_columns(spec: TaskSpec, columns: dict[str, list], source: Path) -
     if spec.split_column:
         is_test = np.array([split[i] == "test" for i in keep], dtype=bool)
     else:
-        scale = [spec.feature_columns.index(c) for c in spec.scale]
+        scale = spec.scale_indices
         is_test = largest_scale_mask(rows, scale, spec.test_fraction, min_keep=2)
     train, test = rows.select(~is_test), rows.select(is_test)
     if len(train) == 0 or len(test) == 0:

@@ -57,7 +57,7 @@ def test_the_pseudo_test_rows_are_each_groups_largest_scale_training_rows(curate
         if not spec.scale:
             assert [p.axis for p in made] == ["random"]
             continue
-        columns = [spec.feature_columns.index(c) for c in spec.scale]
+        columns = spec.scale_indices
         expected = ["joint"] + (list(spec.scale) if len(columns) > 1 else [])
         assert [p.axis for p in made] == expected[:len(made)], name
         for pseudo in made:
@@ -357,7 +357,7 @@ def test_sld_bench_selection_prints_the_rules_table(tmp_path, capsys):
 def test_r2_per_scale_point_scores_each_swept_point_and_pools_a_task_without_scale():
     [lr_cut] = [p for p in pseudo_tasks(load_task("lr_bsz_scaling_law").training_view()) if p.axis == "joint"]
     rows = lr_cut.test
-    columns = [lr_cut.spec.feature_columns.index(c) for c in lr_cut.spec.scale]
+    columns = lr_cut.spec.scale_indices
     labels = scale_point_labels(rows, columns)
     assert len(set(labels.tolist())) >= 2  # several models, each swept over lr and bsz
     # the mean at each point: right on the levels, and nothing of the sweep

@@ -161,7 +161,7 @@ def r2_per_scale_point(spec, rows: Rows, predicted: np.ndarray) -> float:
     spread of its own, so the rows' spread normalises it.  A task without a
     scale feature has no scale points: its pooled R².
     """
-    columns = [spec.feature_columns.index(c) for c in spec.scale]
+    columns = spec.scale_indices
     if not columns:
         return score(rows.y, predicted).r2
     return 1.0 - scale_point_nmse(rows.y, predicted, scale_point_labels(rows, columns), rows.y)

@@ -72,7 +72,7 @@ def plan_pseudo_tasks(task: TrainingTask | Task, fraction: float = PSEUDO_FRACTI
     Only ``task.train`` is read; a ``Task``'s test rows are never looked at.
     """
     spec, rows = task.spec, task.train
-    columns = [spec.feature_columns.index(c) for c in spec.scale]
+    columns = spec.scale_indices
     if not columns:
         cuts = [("random", _random_mask(rows, fraction))]
     else:

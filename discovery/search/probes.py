@@ -31,7 +31,7 @@ def probe_rows(spec: TaskSpec, rows: Rows) -> Rows:
     steps by 10% and 20% of its range instead.  A task without
     a scale feature gets midpoints of seeded random pairs of each group's runs.
     """
-    columns = [spec.feature_columns.index(c) for c in spec.scale]
+    columns = spec.scale_indices
     X, groups = [], []
     if not columns:
         rng = np.random.default_rng(0)

@@ -134,5 +134,5 @@ def sample_table(task: TrainingTask, max_groups: int, rows_per_group: int) -> st
 
 def _scale_order(spec: TaskSpec, X: np.ndarray) -> np.ndarray:
     if spec.scale:
-        return scale_rank(X, [spec.feature_columns.index(c) for c in spec.scale])
+        return scale_rank(X, spec.scale_indices)
     return X[:, 0]
