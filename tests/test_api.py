@@ -55,9 +55,25 @@ def test_discover_runs_in_memory_and_returns_one_result(task):
     assert document["formula"] == result.formula and document["stop"] == "budget"
 
 
-def test_discover_keeps_its_campaign_in_an_archive_file_when_given_one(task, tmp_path):
-    path = tmp_path / "runs.sqlite"
-    result = sld.discover(task, sld.CampaignSettings(budget=42, workers=0), archive=path)
+@pytest.fixture(scope="module")
+def archived(task, tmp_path_factory):
+    """One default campaign (consensus choice) kept in an archive file: (result, path)."""
+    path = tmp_path_factory.mktemp("default") / "runs.sqlite"
+    return sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path), path
+
+
+@pytest.fixture(scope="module")
+def rescored(task, tmp_path_factory):
+    """One campaign with the re-scoring choice, archived, its progress recorded: (result, path, stages)."""
+    path = tmp_path_factory.mktemp("rescored") / "runs.sqlite"
+    stages = []
+    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4, final_choice="rescored"),
+                          archive=path, on_progress=lambda p: stages.append(p.stage))
+    return result, path, stages
+
+
+def test_discover_keeps_its_campaign_in_an_archive_file_when_given_one(archived):
+    result, path = archived
     with sld.Archive(path) as archive:
         assert archive.entry(result.law_id).formula == result.formula
 
@@ -81,12 +97,10 @@ def test_a_bad_table_description_is_a_one_line_error(kwargs, message):
         sld.Task.from_frame(synthetic_table(), **kwargs)
 
 
-def test_a_campaigns_result_and_its_finalists_are_stored_and_shown(task, tmp_path, capsys):
+def test_a_campaigns_result_and_its_finalists_are_stored_and_shown(rescored, capsys):
     from sld.discovery.cli import main
 
-    path = tmp_path / "runs.sqlite"
-    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4, final_choice="rescored"),
-                          archive=path)
+    result, path, _ = rescored
     with sld.Archive(path) as archive:
         stored = archive.result(result.campaign_id)
     assert stored["formula"] == result.formula and stored["params"] == result.params
@@ -114,17 +128,14 @@ def test_archive_show_of_an_unfinished_campaign_says_so(tmp_path, capsys):
     assert "has no stored result: it is running" in capsys.readouterr().err
 
 
-def test_progress_says_what_stage_the_campaign_is_in(task):
-    stages = []
-    sld.discover(task, sld.CampaignSettings(budget=42, workers=0, finalists=3, final_choice="rescored"),
-                 on_progress=lambda p: stages.append(p.stage))
+def test_progress_says_what_stage_the_campaign_is_in(rescored):
+    stages = rescored[2]
     assert stages[0] == "search" and stages[-1] == "final refit"
-    assert "re-scoring 3 finalists" in stages
+    assert "re-scoring 4 finalists" in stages
 
 
-def test_by_default_the_finalist_nearest_the_others_forecast_is_kept_and_every_finalist_recorded(task, tmp_path):
-    path = tmp_path / "runs.sqlite"
-    result = sld.discover(task, sld.CampaignSettings(budget=44, workers=0, finalists=4), archive=path)
+def test_by_default_the_finalist_nearest_the_others_forecast_is_kept_and_every_finalist_recorded(archived):
+    result, path = archived
     with sld.Archive(path) as archive:
         finalists = archive.result(result.campaign_id)["finalists"]
     assert [f["chosen"] for f in finalists].count(True) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 
 import pytest
@@ -172,15 +174,24 @@ def test_a_bad_output_path_is_one_line(campaign, tmp_path, capsys, where, messag
     assert len(err) == 1 and message in err[0]
 
 
-def test_sld_discover_report_writes_the_campaigns_report(tmp_path, capsys):
-    output = tmp_path / "campaign.html"
-    status = main(["discover", TASK, "--budget", "20", "--workers", "0", "--quiet",
-                   "--archive", str(tmp_path / "archive.sqlite"), "--report", str(output)])
-    assert status == 0, capsys.readouterr().err
-    html = output.read_text(encoding="utf-8")
+@pytest.fixture(scope="module")
+def discover_report(tmp_path_factory):
+    """``sld discover --report`` with the default final choice: (exit status, stderr, the HTML written)."""
+    folder = tmp_path_factory.mktemp("discover_report")
+    output = folder / "campaign.html"
+    err = io.StringIO()  # a module fixture cannot take capsys
+    with contextlib.redirect_stderr(err):
+        status = main(["discover", TASK, "--budget", "20", "--workers", "0", "--quiet",
+                       "--archive", str(folder / "archive.sqlite"), "--report", str(output)])
+    return status, err.getvalue(), output.read_text(encoding="utf-8") if output.exists() else ""
+
+
+def test_sld_discover_report_writes_the_campaigns_report(discover_report):
+    status, err, html = discover_report
+    assert status == 0, err
     for name in FITTED + CAMPAIGN:
         assert f'<section id="{name}">' in html
-    assert "wrote" in capsys.readouterr().err
+    assert "wrote" in err
 
 
 def test_sld_discover_refuses_a_report_path_before_the_campaign(tmp_path, capsys):
@@ -205,12 +216,10 @@ def test_a_stable_campaigns_report_says_its_rule_and_shows_each_finalists_spread
     assert len(rows) == 8 and all(float(s) >= 0 for s in spreads)
 
 
-def test_a_default_campaigns_report_says_it_kept_the_consensus_and_shows_each_finalists_distance(tmp_path, capsys):
-    output = tmp_path / "campaign.html"
-    status = main(["discover", TASK, "--budget", "20", "--workers", "0", "--quiet",
-                   "--archive", str(tmp_path / "archive.sqlite"), "--report", str(output)])
-    assert status == 0, capsys.readouterr().err
-    section = output.read_text(encoding="utf-8").split('<section id="finalists">')[1].split("</section>")[0]
+def test_a_default_campaigns_report_says_it_kept_the_consensus_and_shows_each_finalists_distance(discover_report):
+    status, err, html = discover_report
+    assert status == 0, err
+    section = html.split('<section id="finalists">')[1].split("</section>")[0]
     assert "final_choice = consensus" in section and "distance from the others" in section
     rows = re.findall(r"<tr(?: class=\"chosen\")?><td class=\"num\">\d+</td>.*?</tr>", section, re.S)
     distances = [float(re.findall(r'<td class="num">([^<]*)</td>', row)[6]) for row in rows]

@@ -7,8 +7,10 @@ law plus noise, with the largest models held out as test rows.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import sld
+import sld.discovery.discover as discover_module
 from sld.discovery.search.ensemble import Ensemble
 from sld.evaluators.fitting import FitOptions, LawFitter
 from sld.evaluators.formula import parse_law
@@ -37,9 +39,31 @@ def test_a_law_that_cannot_predict_a_row_is_left_out_of_its_median(tmp_path):
     assert np.all(np.isfinite(median))  # rows with P ≤ 3 come from the first law alone
 
 
-def test_a_campaign_reports_its_ensemble_beside_its_law(tmp_path):
-    task = _synthetic_task(tmp_path)
-    result = sld.discover(task, sld.CampaignSettings(budget=48, workers=0, ensemble_size=4))
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """One campaign with an ensemble of 4, counting every fit after its search: (task, settings, result, fits)."""
+    # The consensus refits every finalist on all training rows with the final options; the final
+    # refit and the ensemble should take those fits instead of redoing them, with the same numbers.
+    task = _synthetic_task(tmp_path_factory.mktemp("ensemble"))
+    settings = sld.CampaignSettings(budget=60, workers=0, ensemble_size=4)
+    fits_after_campaign = []
+    original_result = discover_module._result
+    original_fit = LawFitter.fit
+
+    def counting_result(*args, **kwargs):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(LawFitter, "fit", lambda self, rows: fits_after_campaign.append(self.law.text)
+                          or original_fit(self, rows))
+            return original_result(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(discover_module, "_result", counting_result)
+        result = sld.discover(task, settings, compare_with_human=False)
+    return task, settings, result, fits_after_campaign
+
+
+def test_a_campaign_reports_its_ensemble_beside_its_law(campaign):
+    task, _, result, _ = campaign
     assert 2 <= len(result.ensemble["formulas"]) <= 4
     assert result.ensemble["test"]["r2"] > 0.9
     assert result.to_dict()["ensemble"] == result.ensemble
@@ -63,26 +87,8 @@ def test_laws_already_fitted_on_the_rows_are_not_fitted_again(tmp_path, monkeypa
     np.testing.assert_array_equal(reused.predict(task.test), fresh.predict(task.test))
 
 
-def test_a_campaign_reuses_its_finalists_refits_for_the_final_refit(tmp_path, monkeypatch):
-    # The consensus refits every finalist on all training rows with the final options; the final
-    # refit and the ensemble take those fits instead of redoing them, with the same numbers.
-    task = _synthetic_task(tmp_path)
-    settings = sld.CampaignSettings(budget=60, workers=0, ensemble_size=4)
-    fits_after_campaign = []
-    import sld.discovery.discover as discover_module
-    original_result = discover_module._result
-
-    def counting_result(*args, **kwargs):
-        original = LawFitter.fit
-        monkeypatch.setattr(LawFitter, "fit", lambda self, rows: fits_after_campaign.append(self.law.text)
-                            or original(self, rows))
-        try:
-            return original_result(*args, **kwargs)
-        finally:
-            monkeypatch.setattr(LawFitter, "fit", original)
-
-    monkeypatch.setattr(discover_module, "_result", counting_result)
-    result = sld.discover(task, settings, compare_with_human=False)
+def test_a_campaign_reuses_its_finalists_refits_for_the_final_refit(campaign):
+    task, settings, result, fits_after_campaign = campaign
     finalists = {record["formula"] for record in result.finalists}
     assert result.formula in finalists and set(result.ensemble["formulas"]) <= finalists
     assert fits_after_campaign == []  # every law the final stage needed was a finalist, already refitted
