@@ -39,10 +39,15 @@ def _points(at: float, groups) -> Rows:
     return Rows(np.full((len(groups), 1), at), np.zeros((len(groups), 1)), np.array(groups, dtype=object))
 
 
-def test_a_90_percent_interval_covers_the_planted_value_about_90_percent_of_the_time():
-    # 100 seeded repetitions, each its own group, so one batched bootstrap fits them all.
-    rows = _repetitions(100)
-    boot = BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=200, seed=1).fit(rows)
+@pytest.fixture(scope="module")
+def repeated():
+    """100 seeded repetitions, each its own group, so one batched bootstrap fits them all: (rows, fit)."""
+    rows = _repetitions(100, noise=0.01)
+    return rows, BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=200, seed=1).fit(rows)
+
+
+def test_a_90_percent_interval_covers_the_planted_value_about_90_percent_of_the_time(repeated):
+    rows, boot = repeated
     assert sum(boot.n_failed_.values()) == 0
     for at in (1e7, 4e9):  # inside the runs, and 4x beyond the largest
         lower, upper = boot.predict_interval(_points(at, rows.group_names), level=0.9)
@@ -51,9 +56,8 @@ def test_a_90_percent_interval_covers_the_planted_value_about_90_percent_of_the_
         assert 0.80 <= covered <= 0.97, (at, covered)
 
 
-def test_a_90_percent_new_run_interval_covers_a_new_noisy_run_about_90_percent_of_the_time():
-    rows = _repetitions(100, noise=0.01)
-    boot = BootstrapFit(parse_law(LAW, SPEC), CHEAP, n_resamples=200, seed=1).fit(rows)
+def test_a_90_percent_new_run_interval_covers_a_new_noisy_run_about_90_percent_of_the_time(repeated):
+    rows, boot = repeated
     rng = np.random.default_rng(99)
     for at in (1e7, 4e9):
         points = _points(at, rows.group_names)
