@@ -16,7 +16,9 @@ How a fit works, and why:
 3. **Multi-start, then variable projection proper.**  Starts for the nonlinear parameters come from a scrambled
    Sobol sequence: exponents over [−2, 2], other parameters over a
    log-uniform range wide enough to cover both the features' scales and their
-   inverses, mostly positive.  Each start costs one small linear solve.  The
+   inverses, mostly positive; a parameter that places a vertex (``x0`` in
+   ``C*(log(lr) - x0)**2``) gets half its starts at a vertex inside the runs,
+   where a log-uniform draw rarely lands.  Each start costs one small linear solve.  The
    best starts are then refined on the reduced problem (nonlinear parameters
    only, linear ones re-solved at every step).
 4. **Polish.**  The best few starts are refined jointly over all parameters
@@ -149,6 +151,8 @@ class _Block:
     linear: tuple[int, ...]  # positions within ``params``
     nonlinear: tuple[int, ...]
     exponent_like: tuple[bool, ...]  # per nonlinear parameter
+    # per nonlinear parameter: (X, theta_nonlinear) -> the value that puts its vertex at that run, or None
+    locations: tuple[CompiledExpressions | None, ...]
     value_and_jacobian: CompiledExpressions  # (X, theta) -> (k + k*m, n)
     projected: CompiledExpressions  # (X, theta_nonlinear) -> (k + k*len(linear), n)
 
@@ -395,7 +399,34 @@ class LawFitter:
                 else:
                     starts[:, j] = signs[:, j] * 10.0 ** (decades[:, j] * (2 * unit[:, j] - 1))
             out[g] = np.vstack([anchors, starts])
+        if any(block.locations):  # drawn after the draws above: other laws keep their starts exactly
+            self._place_locations(block, stack, out[:, 2:], rng)
         return self._with_given_starts(block, stack, out)
+
+    @staticmethod
+    def _place_locations(block: _Block, stack: GroupStack, starts: np.ndarray, rng: np.random.Generator) -> None:
+        """Put half the starts' location parameters at a vertex inside the runs, in place ((G, S, d) starts).
+
+        A location parameter (``x0`` in ``C*(log(lr) - x0)**2``) has its
+        natural values inside the range of what it is subtracted from; the
+        log-uniform draw rarely lands there (``log(lr)`` is near −7), and a
+        fit started far away settles in the degenerate basin where the
+        vertex is far from the runs and the square is a straight line.
+        Each chosen start takes the value that puts the vertex at a random
+        training run, with the start's other parameters as drawn.
+        """
+        n_starts = starts.shape[1]
+        for j, location in enumerate(block.locations):
+            if location is None:
+                continue
+            chosen = rng.random(n_starts) < 0.5
+            picks = rng.random(n_starts)
+            for g in range(starts.shape[0]):
+                runs = stack.X[g][stack.mask[g]]
+                at = runs[np.minimum((picks * len(runs)).astype(int), len(runs) - 1)]  # (S, features)
+                values = location.batched(at[:, None, :], starts[g])[0, :, 0]
+                use = chosen & np.isfinite(values)
+                starts[g, use, j] = values[use]
 
     def _with_given_starts(self, block: _Block, stack: GroupStack, starts: np.ndarray) -> np.ndarray:
         """``starts`` (G, S, d) with each group's given start (``fit(start=...)``) appended; as is without any.
@@ -603,6 +634,7 @@ def _compile_block(all_outputs, features, all_params, outputs: tuple[int, ...],
     columns = [derivatives[i][params.index(p)].xreplace(zero) for p in linear for i in range(len(exprs))]
     projected = compile_expressions(base + columns, features, nonlinear)
     exponent_like = tuple(_is_exponent_like(exprs, p) for p in nonlinear)
+    locations = tuple(_location(exprs, p, features, nonlinear) for p in nonlinear)
     position = {p: i for i, p in enumerate(params)}
     return _Block(
         outputs=outputs,
@@ -610,6 +642,7 @@ def _compile_block(all_outputs, features, all_params, outputs: tuple[int, ...],
         linear=tuple(position[p] for p in linear),
         nonlinear=tuple(position[p] for p in nonlinear),
         exponent_like=exponent_like,
+        locations=locations,
         value_and_jacobian=value_and_jacobian,
         projected=projected,
     )
@@ -629,6 +662,38 @@ def _linear_parameters(derivatives: list[list[sympy.Expr]], params: list[sympy.S
             continue
         chosen.append(p)
     return chosen
+
+
+def _location(exprs: list[sympy.Expr], p: sympy.Symbol, features, nonlinear: list[sympy.Symbol]
+              ) -> CompiledExpressions | None:
+    """If ``p`` places a vertex, the value that puts the vertex at a run, compiled; else None.
+
+    ``p`` places a vertex when it enters, as ``c*p`` with a number ``c``, a
+    sum that also holds a feature and that is squared (any even power), or is
+    the argument of ``Abs``, ``Min`` or ``Max``: ``(u - x0)**2`` has its
+    vertex where ``x0 = u``.  The value is ``-(rest of the sum)/c``, a
+    function of the features and the other nonlinear parameters.
+    """
+    for e in exprs:
+        for node in sympy.preorder_traversal(e):
+            if isinstance(node, sympy.Pow) and node.exp.is_Integer and node.exp.is_even and node.exp > 0:
+                sums = [node.base]
+            elif isinstance(node, (sympy.Abs, sympy.Min, sympy.Max)):
+                sums = list(node.args)
+            else:
+                continue
+            for total in sums:
+                if not isinstance(total, sympy.Add):
+                    continue
+                holding = [t for t in total.args if p in t.free_symbols]
+                if len(holding) != 1:
+                    continue
+                coefficient, rest = holding[0].as_coeff_Mul()
+                others = total - holding[0]
+                if rest != p or coefficient == 0 or not (others.free_symbols & set(features)):
+                    continue
+                return compile_expressions([-others / coefficient], features, nonlinear)
+    return None
 
 
 def _is_exponent_like(exprs: list[sympy.Expr], p: sympy.Symbol) -> bool:

@@ -292,3 +292,41 @@ def test_a_given_start_joins_the_multi_start(two_bumps):
     # without a start the fit is seed 0's, unchanged
     again = LawFitter(law, FitOptions(seed=0, n_seeds=1, **cheap)).fit(rows, start=None)
     assert again.params_ == single[0].params_
+
+
+
+def test_a_valleys_optimum_is_found_inside_the_runs_from_a_search_effort_fit(make_spec):
+    """SYNTHETIC learning-rate × batch-size × size sweep with a planted valley at lr = e**-7, bsz = e**6.
+
+    Log-uniform starts for ``x0`` and ``s0`` rarely land near −7 and 6; a fit
+    started far away can settle where a square is a straight line (its vertex
+    far outside the runs, its curvature near zero: seeds 3 and 5 did, before
+    starts were put at vertices inside the runs).  At the campaign's search
+    effort every seed now finds the planted optimum.
+    """
+    rng = np.random.default_rng(0)
+    log_lr, log_bsz, log_n = rng.uniform(-10, -4, 200), rng.uniform(4, 8.5, 200), rng.uniform(16, 21, 200)
+    y = (2.0 + 30 * np.exp(-0.3 * log_n) + 0.04 * (log_lr + 7) ** 2 + 0.02 * (log_bsz - 6) ** 2
+         + 1e-2 * rng.standard_normal(200))
+    rows = Rows(np.exp(np.column_stack([log_lr, log_bsz, log_n])), y[:, None], np.array(["synthetic"] * 200, dtype=object))
+    law = parse_law("E + A/N**alpha + C*(log(lr) - x0)**2 + G*(log(bsz) - s0)**2",
+                    make_spec(symbols=("lr", "bsz", "N")))
+    search_effort = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, n_seeds=1)
+    for seed in range(6):
+        fitted = LawFitter(law, search_effort.model_copy(update={"seed": seed})).fit(rows).params_["synthetic"]
+        assert fitted["x0"] == pytest.approx(-7.0, abs=0.05)
+        assert fitted["s0"] == pytest.approx(6.0, abs=0.1)
+        assert fitted["G"] == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("formula, locations", [
+    ("E + C*(log(lr) - x0)**2 + G*abs(log(bsz) - 2*s0)", {"x0", "s0"}),
+    ("E + C*(log(lr) - k*log(N) - x0)**2", {"x0"}),  # k multiplies a feature: a slope, not a location
+    ("E + A*(N + s0)**(-alpha) + B*log(lr + x0)", set()),  # a power's or a log's argument: its zero is a pole
+    ("E + C*(x0 - s0)**2 + A*N**(-alpha)", set()),  # no feature in the sum
+])
+def test_only_parameters_that_place_a_vertex_get_starts_at_the_runs(make_spec, formula, locations):
+    law = parse_law(formula, make_spec(symbols=("lr", "bsz", "N")))
+    (block,) = LawFitter(law)._blocks
+    names = [law.param_names[block.params[j]] for j in block.nonlinear]
+    assert {name for name, location in zip(names, block.locations) if location is not None} == locations
