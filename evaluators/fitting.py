@@ -423,6 +423,8 @@ class LawFitter:
             picks = rng.random(n_starts)
             for g in range(starts.shape[0]):
                 runs = stack.X[g][stack.mask[g]]
+                if not len(runs):
+                    continue
                 at = runs[np.minimum((picks * len(runs)).astype(int), len(runs) - 1)]  # (S, features)
                 values = location.batched(at[:, None, :], starts[g])[0, :, 0]
                 use = chosen & np.isfinite(values)
@@ -692,6 +694,8 @@ def _location(exprs: list[sympy.Expr], p: sympy.Symbol, features, nonlinear: lis
                 others = total - holding[0]
                 if rest != p or coefficient == 0 or not (others.free_symbols & set(features)):
                     continue
+                if not others.free_symbols <= set(features) | set(nonlinear):
+                    continue  # a linear parameter has no value yet when the starts are drawn
                 return compile_expressions([-others / coefficient], features, nonlinear)
     return None
 
