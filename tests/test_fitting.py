@@ -294,7 +294,6 @@ def test_a_given_start_joins_the_multi_start(two_bumps):
     assert again.params_ == single[0].params_
 
 
-
 def test_a_valleys_optimum_is_found_inside_the_runs_from_a_search_effort_fit(make_spec):
     """SYNTHETIC learning-rate × batch-size × size sweep with a planted valley at lr = e**-7, bsz = e**6.
 
@@ -308,7 +307,8 @@ def test_a_valleys_optimum_is_found_inside_the_runs_from_a_search_effort_fit(mak
     log_lr, log_bsz, log_n = rng.uniform(-10, -4, 200), rng.uniform(4, 8.5, 200), rng.uniform(16, 21, 200)
     y = (2.0 + 30 * np.exp(-0.3 * log_n) + 0.04 * (log_lr + 7) ** 2 + 0.02 * (log_bsz - 6) ** 2
          + 1e-2 * rng.standard_normal(200))
-    rows = Rows(np.exp(np.column_stack([log_lr, log_bsz, log_n])), y[:, None], np.array(["synthetic"] * 200, dtype=object))
+    rows = Rows(np.exp(np.column_stack([log_lr, log_bsz, log_n])), y[:, None],
+                np.array(["synthetic"] * 200, dtype=object))
     law = parse_law("E + A/N**alpha + C*(log(lr) - x0)**2 + G*(log(bsz) - s0)**2",
                     make_spec(symbols=("lr", "bsz", "N")))
     search_effort = FitOptions(n_starts=24, n_refine=8, n_polish=2, max_nfev=100, n_seeds=1)
