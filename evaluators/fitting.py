@@ -152,7 +152,7 @@ class _Block:
     nonlinear: tuple[int, ...]
     exponent_like: tuple[bool, ...]  # per nonlinear parameter
     # per nonlinear parameter: (X, theta_nonlinear) -> the value that puts its vertex at that run, or None
-    locations: tuple[CompiledExpressions | None, ...]
+    vertices: tuple[CompiledExpressions | None, ...]
     value_and_jacobian: CompiledExpressions  # (X, theta) -> (k + k*m, n)
     projected: CompiledExpressions  # (X, theta_nonlinear) -> (k + k*len(linear), n)
 
@@ -399,15 +399,15 @@ class LawFitter:
                 else:
                     starts[:, j] = signs[:, j] * 10.0 ** (decades[:, j] * (2 * unit[:, j] - 1))
             out[g] = np.vstack([anchors, starts])
-        if any(block.locations):  # drawn after the draws above: other laws keep their starts exactly
-            self._place_locations(block, stack, out[:, 2:], rng)
+        if any(block.vertices):  # drawn after the draws above: other laws keep their starts exactly
+            self._start_at_vertices(block, stack, out[:, len(anchors):], rng)
         return self._with_given_starts(block, stack, out)
 
     @staticmethod
-    def _place_locations(block: _Block, stack: GroupStack, starts: np.ndarray, rng: np.random.Generator) -> None:
-        """Put half the starts' location parameters at a vertex inside the runs, in place ((G, S, d) starts).
+    def _start_at_vertices(block: _Block, stack: GroupStack, starts: np.ndarray, rng: np.random.Generator) -> None:
+        """Put half the starts of each vertex parameter at a vertex inside the runs, in place ((G, S, d) starts).
 
-        A location parameter (``x0`` in ``C*(log(lr) - x0)**2``) has its
+        A vertex parameter (``x0`` in ``C*(log(lr) - x0)**2``) has its
         natural values inside the range of what it is subtracted from; the
         log-uniform draw rarely lands there (``log(lr)`` is near −7), and a
         fit started far away settles in the degenerate basin where the
@@ -416,8 +416,8 @@ class LawFitter:
         training run, with the start's other parameters as drawn.
         """
         n_starts = starts.shape[1]
-        for j, location in enumerate(block.locations):
-            if location is None:
+        for j, vertex in enumerate(block.vertices):
+            if vertex is None:
                 continue
             chosen = rng.random(n_starts) < 0.5
             picks = rng.random(n_starts)
@@ -426,7 +426,7 @@ class LawFitter:
                 if not len(runs):
                     continue
                 at = runs[np.minimum((picks * len(runs)).astype(int), len(runs) - 1)]  # (S, features)
-                values = location.batched(at[:, None, :], starts[g])[0, :, 0]
+                values = vertex.batched(at[:, None, :], starts[g])[0, :, 0]
                 use = chosen & np.isfinite(values)
                 starts[g, use, j] = values[use]
 
@@ -636,7 +636,7 @@ def _compile_block(all_outputs, features, all_params, outputs: tuple[int, ...],
     columns = [derivatives[i][params.index(p)].xreplace(zero) for p in linear for i in range(len(exprs))]
     projected = compile_expressions(base + columns, features, nonlinear)
     exponent_like = tuple(_is_exponent_like(exprs, p) for p in nonlinear)
-    locations = tuple(_location(exprs, p, features, nonlinear) for p in nonlinear)
+    vertices = tuple(_vertex(exprs, p, features, nonlinear) for p in nonlinear)
     position = {p: i for i, p in enumerate(params)}
     return _Block(
         outputs=outputs,
@@ -644,7 +644,7 @@ def _compile_block(all_outputs, features, all_params, outputs: tuple[int, ...],
         linear=tuple(position[p] for p in linear),
         nonlinear=tuple(position[p] for p in nonlinear),
         exponent_like=exponent_like,
-        locations=locations,
+        vertices=vertices,
         value_and_jacobian=value_and_jacobian,
         projected=projected,
     )
@@ -666,8 +666,8 @@ def _linear_parameters(derivatives: list[list[sympy.Expr]], params: list[sympy.S
     return chosen
 
 
-def _location(exprs: list[sympy.Expr], p: sympy.Symbol, features, nonlinear: list[sympy.Symbol]
-              ) -> CompiledExpressions | None:
+def _vertex(exprs: list[sympy.Expr], p: sympy.Symbol, features, nonlinear: list[sympy.Symbol]
+            ) -> CompiledExpressions | None:
     """If ``p`` places a vertex, the value that puts the vertex at a run, compiled; else None.
 
     ``p`` places a vertex when it enters, as ``c*p`` with a number ``c``, a

@@ -319,14 +319,14 @@ def test_a_valleys_optimum_is_found_inside_the_runs_from_a_search_effort_fit(mak
         assert fitted["G"] == pytest.approx(0.02, rel=0.1)
 
 
-@pytest.mark.parametrize("formula, locations", [
+@pytest.mark.parametrize("formula, vertices", [
     ("E + C*(log(lr) - x0)**2 + G*abs(log(bsz) - 2*s0)", {"x0", "s0"}),
-    ("E + C*(log(lr) - k*log(N) - x0)**2", {"x0"}),  # k multiplies a feature: a slope, not a location
+    ("E + C*(log(lr) - k*log(N) - x0)**2", {"x0"}),  # k multiplies a feature: a slope, not a vertex
     ("E + A*(N + s0)**(-alpha) + B*log(lr + x0)", set()),  # a power's or a log's argument: its zero is a pole
     ("E + C*(x0 - s0)**2 + A*N**(-alpha)", set()),  # no feature in the sum
 ])
-def test_only_parameters_that_place_a_vertex_get_starts_at_the_runs(make_spec, formula, locations):
+def test_only_parameters_that_place_a_vertex_get_starts_at_the_runs(make_spec, formula, vertices):
     law = parse_law(formula, make_spec(symbols=("lr", "bsz", "N")))
     (block,) = LawFitter(law)._blocks
     names = [law.param_names[block.params[j]] for j in block.nonlinear]
-    assert {name for name, location in zip(names, block.locations) if location is not None} == locations
+    assert {name for name, vertex in zip(names, block.vertices) if vertex is not None} == vertices
